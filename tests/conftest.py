@@ -1,0 +1,1 @@
+"""Shared pytest fixtures: real Mosquitto, Redis and the embedded API server."""

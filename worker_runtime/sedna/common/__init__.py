@@ -1,0 +1,1 @@
+"""Shared pieces of the worker library: configuration, registries, reporting."""
