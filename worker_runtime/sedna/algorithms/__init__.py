@@ -1,0 +1,1 @@
+"""Algorithms used by the edge-cloud features: hard example mining, aggregation, compression."""

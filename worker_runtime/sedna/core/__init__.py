@@ -1,0 +1,1 @@
+"""Edge-cloud collaborative features: joint inference, federated learning and others."""
