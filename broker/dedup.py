@@ -1,0 +1,70 @@
+"""The GM's de-duplication of upstream messages by envelope id, in Redis with expiry."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import redis
+
+from broker.store import retry_redis
+
+__all__ = ["Dedup"]
+
+DEFAULT_TTL = 7 * 24 * 3600.0
+
+
+class Dedup:
+    """Remembers the ids of applied upstream messages for ``ttl`` seconds.
+
+    `seen_before` claims an id atomically (``SET NX PX``), so of several GM replicas receiving
+    copies of one message exactly one applies it. If applying fails, `forget` releases the claim
+    so the LC's re-sent copy gets applied. Waits for Redis across restarts (never raises on a
+    connection error unless ``timeout`` is set).
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        ttl: float = DEFAULT_TTL,
+        key_prefix: str = "sedna:gm:seen",
+        timeout: float | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        if ttl <= 0:
+            raise ValueError(f"ttl must be positive seconds, got {ttl}")
+        self._redis = client
+        self._ttl_ms = max(1, int(ttl * 1000))
+        self._prefix = key_prefix
+        self._timeout = timeout
+        self._stop = stop
+
+    def _key(self, message_id: str) -> str:
+        if not message_id:
+            raise ValueError("message id must be non-empty")
+        return f"{self._prefix}:{message_id}"
+
+    def seen_before(self, message_id: str) -> bool:
+        """Claim ``message_id``; True if it was already claimed (a duplicate), else False."""
+        key = self._key(message_id)
+        # A unique token tells our own claim from another's when a retry follows an attempt
+        # whose reply was lost (the SET may have happened).
+        token = uuid.uuid4().hex.encode()
+
+        def claim() -> bool:
+            if self._redis.set(key, token, nx=True, px=self._ttl_ms):
+                return True
+            return self._redis.get(key) == token
+
+        return not retry_redis(claim, what="dedup claim", timeout=self._timeout, stop=self._stop)
+
+    def forget(self, message_id: str) -> None:
+        """Release a claim (the message was not applied after all)."""
+        key = self._key(message_id)
+        retry_redis(
+            lambda: self._redis.delete(key),
+            what="dedup forget",
+            timeout=self._timeout,
+            stop=self._stop,
+        )

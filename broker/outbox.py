@@ -1,0 +1,250 @@
+"""The LC's upstream outbox in Redis: persist first, publish in order, re-send until acknowledged.
+
+An upstream message is written to Redis (with its per-node sequence number) before it is
+published; a sender thread publishes pending messages in sequence order and re-sends those the
+GM has not acknowledged after ``resend_after`` seconds; an `Ack` on the node's ``ack`` topic
+removes them. Pending messages survive an LC restart (the new sender publishes them at once), a
+broker crash (the broker's queue is lost, the outbox is not) and a Redis restart (append-only
+persistence; every Redis call waits for it to come back).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from pydantic import BaseModel, ConfigDict, Field
+
+from broker.client import BusClient, BusMessage
+from broker.envelope import Ack, Envelope, MalformedMessage
+from broker.store import retry_redis
+from broker.topics import UpTopic, ack_topic, validate_node
+
+__all__ = ["Outbox", "OutboxSettings", "OutboxStats"]
+
+log = logging.getLogger(__name__)
+
+
+class OutboxSettings(BaseModel):
+    """Timing and limits of the outbox."""
+
+    model_config = ConfigDict(frozen=True)
+
+    resend_after: float = Field(default=10.0, gt=0, description="seconds without an ack")
+    window: int = Field(default=500, ge=1, description="oldest pending messages in flight")
+    poll_interval: float = Field(default=1.0, gt=0, description="longest sleep of the sender")
+    put_timeout: float | None = Field(
+        default=30.0, description="seconds `put` waits for Redis (None: for ever)"
+    )
+    key_prefix: str = "sedna:lc"
+
+
+@dataclass
+class OutboxStats:
+    """Counters of one outbox since it started (for metrics and tests)."""
+
+    sent: int = 0
+    resent: int = 0
+    broker_acked: int = 0
+    acked: int = 0
+
+
+class _Entry(BaseModel):
+    """What the outbox stores per message: where it goes and what it is."""
+
+    model_config = ConfigDict(frozen=True)
+
+    topic: str
+    envelope: Envelope
+
+
+class Outbox:
+    """Durable, ordered, acknowledged upstream delivery for one node."""
+
+    def __init__(
+        self,
+        node: str,
+        store: redis.Redis,
+        bus: BusClient,
+        settings: OutboxSettings | None = None,
+    ) -> None:
+        self.node = validate_node(node)
+        self.settings = settings or OutboxSettings()
+        self._redis = store
+        self._bus = bus
+        base = f"{self.settings.key_prefix}:{node}:outbox"
+        self._seq_key = f"{base}:seq"
+        self._order_key = f"{base}:order"  # sorted set: id scored by seq
+        self._entries_key = f"{base}:entries"  # hash: id -> _Entry JSON
+        self._last_sent: dict[str, float] = {}
+        self._stats_lock = threading.Lock()
+        self._stats = OutboxStats()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._sender = threading.Thread(target=self._run, name=f"outbox-{node}", daemon=True)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Listen for acks on the node's ack topic and start sending."""
+        self._bus.subscribe(ack_topic(self.node), self._on_ack_message)
+        self._sender.start()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the sender; pending messages stay in Redis for the next start."""
+        self._stop.set()
+        self._wake.set()
+        if self._sender.is_alive():
+            self._sender.join(timeout)
+
+    # -- API -------------------------------------------------------------------------------
+
+    def put(self, kind: str, namespace: str, name: str, payload: dict[str, Any]) -> Envelope:
+        """Persist an upstream message about one resource, then let the sender publish it.
+
+        Returns the envelope (with its id and sequence number). Raises `StoreUnavailable` if
+        Redis does not answer within ``put_timeout``; nothing is published then.
+        """
+        topic = str(UpTopic(self.node, kind, namespace, name))
+        timeout = self.settings.put_timeout
+        seq = retry_redis(
+            lambda: int(self._redis.incr(self._seq_key)),
+            what="outbox seq",
+            timeout=timeout,
+            stop=self._stop,
+        )
+        envelope = Envelope(seq=seq, node=self.node, payload=payload)
+        raw = _Entry(topic=topic, envelope=envelope).model_dump_json(by_alias=True)
+
+        def store() -> None:
+            # Idempotent, so a retry after a lost reply is harmless.
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.hset(self._entries_key, envelope.id, raw)
+            pipe.zadd(self._order_key, {envelope.id: seq})
+            pipe.execute()
+
+        retry_redis(store, what="outbox put", timeout=timeout, stop=self._stop)
+        log.debug("outbox put", extra={"node": self.node, "id": envelope.id, "seq": seq})
+        self._wake.set()
+        return envelope
+
+    def ack(self, ids: Iterable[str]) -> int:
+        """Remove acknowledged messages; return how many were pending."""
+        ids = list(ids)
+        if not ids:
+            return 0
+
+        def remove() -> int:
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.zrem(self._order_key, *ids)
+            pipe.hdel(self._entries_key, *ids)
+            return int(pipe.execute()[0])
+
+        removed = retry_redis(remove, what="outbox ack", stop=self._stop)
+        self._count("acked", removed)
+        for message_id in ids:
+            self._last_sent.pop(message_id, None)
+        self._wake.set()
+        return removed
+
+    def stats(self) -> OutboxStats:
+        """A snapshot of the counters."""
+        with self._stats_lock:
+            return OutboxStats(**vars(self._stats))
+
+    def _count(self, field: str, n: int = 1) -> None:
+        with self._stats_lock:
+            setattr(self._stats, field, getattr(self._stats, field) + n)
+
+    def pending(self, limit: int | None = None) -> list[Envelope]:
+        """Pending (unacknowledged) envelopes in sequence order."""
+        return [entry.envelope for entry in self._load(limit)]
+
+    def pending_count(self) -> int:
+        """How many messages wait for an acknowledgement."""
+        return int(retry_redis(lambda: self._redis.zcard(self._order_key), what="outbox count"))
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _load(self, limit: int | None) -> list[_Entry]:
+        end = -1 if limit is None else limit - 1
+
+        def read() -> list[_Entry]:
+            ids = self._redis.zrange(self._order_key, 0, end)
+            if not ids:
+                return []
+            raws = self._redis.hmget(self._entries_key, ids)
+            return [_Entry.model_validate_json(raw) for raw in raws if raw is not None]
+
+        return retry_redis(read, what="outbox read", stop=self._stop)
+
+    def _on_ack_message(self, message: BusMessage) -> None:
+        try:
+            ack = Ack.from_bytes(message.payload)
+        except MalformedMessage as err:
+            log.warning("ignoring malformed ack", extra={"topic": message.topic, "error": str(err)})
+            return
+        self.ack(ack.ids)
+
+    def _on_published(self, entry: _Entry) -> Callable[[Future[None]], None]:
+        def done(future: Future[None]) -> None:
+            error = future.exception()
+            if error is None:
+                self._count("broker_acked")
+            else:
+                log.warning(
+                    "upstream publish failed; will re-send",
+                    extra={"topic": entry.topic, "id": entry.envelope.id, "error": str(error)},
+                )
+
+        return done
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                delay = self._send_due()
+            except Exception:  # never let one bad round kill the sender
+                log.exception("outbox sender round failed", extra={"node": self.node})
+                delay = self.settings.poll_interval
+            self._wake.wait(delay)
+            self._wake.clear()
+
+    def _send_due(self) -> float:
+        """Publish what is due; return how long to sleep before the next round."""
+        if not self._bus.connected.is_set():
+            # paho holds what was already handed to it; new sends wait for the connection.
+            self._bus.wait_connected(self.settings.poll_interval)
+            return 0.0 if self._bus.connected.is_set() else self.settings.poll_interval
+        entries = self._load(self.settings.window)
+        now = time.monotonic()
+        resend_after = self.settings.resend_after
+        next_due = now + self.settings.poll_interval
+        live: set[str] = set()
+        for entry in entries:
+            message_id = entry.envelope.id
+            live.add(message_id)
+            sent = self._last_sent.get(message_id)
+            if sent is not None and now - sent < resend_after:
+                next_due = min(next_due, sent + resend_after)
+                continue
+            self._count("sent")
+            if sent is not None:
+                self._count("resent")
+                log.info(
+                    "re-sending unacknowledged message",
+                    extra={"node": self.node, "id": message_id, "seq": entry.envelope.seq},
+                )
+            future = self._bus.publish_async(entry.topic, entry.envelope)
+            future.add_done_callback(self._on_published(entry))
+            self._last_sent[message_id] = now
+            next_due = min(next_due, now + resend_after)
+        # The window only slides forward, so a sent id outside it was acknowledged.
+        for message_id in [m for m in list(self._last_sent) if m not in live]:
+            self._last_sent.pop(message_id, None)
+        return max(0.0, next_due - time.monotonic())

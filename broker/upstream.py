@@ -1,0 +1,88 @@
+"""The GM's end of upstream delivery: decode, de-duplicate, apply once, acknowledge.
+
+Subscribes ``$share/gm/sedna/node/+/up/#``; for every envelope it claims the id in `Dedup`,
+calls ``apply`` for a first copy, and publishes the id on ``sedna/node/<node>/ack`` (again for a
+duplicate, whose earlier ack may have been lost). If ``apply`` raises, the claim is released and
+no ack is sent, so the LC's outbox re-sends the message later.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import Future
+
+from broker.client import BusClient, BusMessage
+from broker.dedup import Dedup
+from broker.envelope import Ack, Envelope, MalformedMessage
+from broker.topics import GM_UP_SUBSCRIPTION, InvalidTopic, UpTopic, ack_topic, parse_topic
+
+__all__ = ["ApplyUpstream", "UpstreamReceiver"]
+
+log = logging.getLogger(__name__)
+
+ApplyUpstream = Callable[[UpTopic, Envelope], None]
+
+
+class UpstreamReceiver:
+    """Applies each upstream message once and acknowledges every copy."""
+
+    def __init__(
+        self,
+        bus: BusClient,
+        dedup: Dedup,
+        apply: ApplyUpstream,
+        *,
+        topic_filter: str = GM_UP_SUBSCRIPTION,
+    ) -> None:
+        self._bus = bus
+        self._dedup = dedup
+        self._apply = apply
+        self._filter = topic_filter
+
+    def start(self) -> None:
+        """Subscribe (before or after the bus client starts)."""
+        self._bus.subscribe(self._filter, self.handle)
+
+    def handle(self, message: BusMessage) -> None:
+        """Process one upstream message (runs on the bus client's dispatcher thread)."""
+        try:
+            topic = parse_topic(message.topic)
+            if not isinstance(topic, UpTopic):
+                raise InvalidTopic(f"topic {message.topic!r} is not an upstream topic")
+            envelope = Envelope.from_bytes(message.payload)
+        except (InvalidTopic, MalformedMessage) as err:
+            log.error(
+                "dropping bad upstream message", extra={"topic": message.topic, "error": str(err)}
+            )
+            return
+        if envelope.node != topic.node:
+            log.error(
+                "dropping upstream message whose envelope names another node",
+                extra={"topic": message.topic, "node": envelope.node, "id": envelope.id},
+            )
+            return
+        if self._dedup.seen_before(envelope.id):
+            log.debug("duplicate upstream message", extra={"id": envelope.id, "seq": envelope.seq})
+        else:
+            try:
+                self._apply(topic, envelope)
+            except Exception:
+                self._dedup.forget(envelope.id)
+                log.exception(
+                    "applying upstream message failed; the LC will re-send it",
+                    extra={"topic": message.topic, "id": envelope.id},
+                )
+                return
+        future = self._bus.publish_async(ack_topic(topic.node), Ack(ids=[envelope.id]))
+        future.add_done_callback(_warn_if_failed(envelope.id))
+
+
+def _warn_if_failed(message_id: str) -> Callable[[Future[None]], None]:
+    def done(future: Future[None]) -> None:
+        error = future.exception()
+        if error is not None:
+            # The LC re-sends the message and gets a fresh ack for the duplicate.
+            log.warning("ack not delivered", extra={"id": message_id, "error": str(error)})
+
+    return done
