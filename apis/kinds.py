@@ -87,10 +87,26 @@ class HardExampleMining(ApiModel):
     parameters: list[KeyValue] | None = None
 
 
+class WorkerStatus(ApiModel):
+    """What the control plane last observed of one worker of a resource."""
+
+    name: str
+    node_name: str | None = None
+    role: str | None = None
+    phase: str | None = Field(
+        default=None, description="Pending, Running, Succeeded or Failed (the worker process)."
+    )
+    status: str | None = Field(default=None, description="The worker's own report, e.g. running.")
+    restart_count: int | None = None
+    exit_code: int | None = None
+    last_update_time: datetime | None = None
+
+
 class JobStatus(ApiModel):
     """Conditions and worker counts shared by the job kinds."""
 
     conditions: list[Condition] | None = None
+    workers: list[WorkerStatus] | None = None
     start_time: datetime | None = None
     completion_time: datetime | None = None
     active: int | None = None
