@@ -1,0 +1,104 @@
+"""Run the GlobalManager: connect to the API, the broker and Redis, lead, reconcile."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from kubernetes import client, config
+
+from broker.client import BusClient
+from broker.dedup import Dedup
+from broker.store import connect_redis
+from broker.upstream import UpstreamReceiver
+from broker.urls import bus_settings_from_url
+from gm.controller import GlobalManager
+from gm.http import OpsServer
+from gm.leader import LeaderElector
+from gm.metrics import GMMetrics
+from gm.settings import GMSettings
+
+log = logging.getLogger(__name__)
+
+
+def api_client_for(kubeconfig: str | None) -> client.ApiClient:
+    """An API client from a kubeconfig file, or the in-cluster service account."""
+    if kubeconfig:
+        return config.new_client_from_config(config_file=kubeconfig)
+    config.load_incluster_config()
+    return client.ApiClient()
+
+
+class GMApp:
+    """The GM process: operations endpoint, bus, leader election, reconcilers, upstream."""
+
+    def __init__(self, settings: GMSettings) -> None:
+        self.settings = settings
+        self.metrics = GMMetrics()
+        self.api_client = api_client_for(settings.kubeconfig)
+        password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+        self.bus = BusClient(
+            f"sedna-gm-{settings.identity}",
+            bus_settings_from_url(settings.mqtt_url, settings.mqtt_username, password),
+        )
+        self.redis = connect_redis(settings.redis_url)
+        self.elector = LeaderElector(
+            self.api_client,
+            settings.lease_namespace,
+            settings.lease_name,
+            settings.identity,
+            settings.lease_duration,
+        )
+        self.manager = GlobalManager(settings, self.api_client, self.bus, self.metrics)
+        self.receiver = UpstreamReceiver(self.bus, Dedup(self.redis), self.manager.apply_upstream)
+        self.ops = OpsServer(self.metrics.registry, self.health, port=settings.http_port)
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+
+    def health(self) -> tuple[bool, str]:
+        """Healthy while connected to the broker and, when leading, reconciling."""
+        if not self.bus.connected.is_set():
+            return False, "no broker connection\n"
+        if self.elector.is_leader.is_set() and not self.manager.ready.is_set():
+            return False, "starting\n"
+        role = "leader" if self.elector.is_leader.is_set() else "standby"
+        return True, f"ok ({role})\n"
+
+    def start(self) -> None:
+        """Serve metrics, connect, wait for leadership, then reconcile (returns when ready)."""
+        self.ops.start()
+        log.info("GM operations endpoint on 127.0.0.1:%d", self.ops.port)
+        self.bus.start()
+        self.elector.acquire()
+        if self._stop.is_set():
+            return
+        self.metrics.leader.set(1)
+        self.elector.keep_renewing(self._on_lost)
+        self.manager.start()
+        self.receiver.start()
+        threading.Thread(target=self._watch_reconnects, name="gm-reconnects", daemon=True).start()
+
+    def _on_lost(self) -> None:
+        self.metrics.leader.set(0)
+        self.lost.set()
+        self.stop()
+
+    def _watch_reconnects(self) -> None:
+        """Republish the desired state each time the broker connection comes back."""
+        while not self._stop.is_set():
+            if self.bus.connected.wait(0.5):
+                while self.bus.connected.is_set() and not self._stop.wait(0.2):
+                    pass
+                if self._stop.is_set():
+                    return
+                if self.bus.connected.wait(3600) and not self._stop.is_set():
+                    log.info("broker connection back: republishing the desired state")
+                    self.manager.on_reconnect()
+
+    def stop(self) -> None:
+        """Stop everything."""
+        self._stop.set()
+        self.elector.stop()
+        self.manager.stop()
+        self.bus.close()
+        self.ops.stop()

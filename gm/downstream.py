@@ -1,0 +1,179 @@
+"""Downstream: keep every node's retained topics equal to what the node should hold.
+
+Each owner (a resource) declares its messages per topic; the publisher sends what changed,
+clears (empty retained payload) what is gone, and republishes the manifest of each node touched,
+so an LC can drop what it still runs but no longer should, even after missing a deletion.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from broker import topics
+from broker.client import BusClient, BusError
+from broker.envelope import Manifest, ManifestItem
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NodeMessage:
+    """One retained message for one node: a resource or a worker pod."""
+
+    node: str
+    topic: str
+    kind: str
+    namespace: str
+    name: str
+    resource_version: str
+    body: dict[str, Any]
+
+    def payload(self) -> bytes:
+        """The JSON payload."""
+        return json.dumps(self.body, separators=(",", ":"), sort_keys=True).encode()
+
+
+def resource_message(node: str, obj: Mapping[str, Any]) -> NodeMessage:
+    """The retained message carrying a whole resource to ``node``."""
+    meta = obj["metadata"]
+    namespace = meta.get("namespace") or "default"
+    return NodeMessage(
+        node=node,
+        topic=topics.down_topic(node, obj["kind"], namespace, meta["name"]),
+        kind=obj["kind"],
+        namespace=namespace,
+        name=meta["name"],
+        resource_version=str(meta.get("resourceVersion", "")),
+        body=dict(obj),
+    )
+
+
+def worker_message(node: str, pod: Mapping[str, Any], resource_version: str) -> NodeMessage:
+    """The retained message carrying a worker's pod spec to the LC of ``node``."""
+    meta = pod["metadata"]
+    return NodeMessage(
+        node=node,
+        topic=topics.worker_topic(node, meta["namespace"], meta["name"]),
+        kind="Pod",
+        namespace=meta["namespace"],
+        name=meta["name"],
+        resource_version=resource_version,
+        body={**pod, "metadata": {**meta, "resourceVersion": resource_version}},
+    )
+
+
+class DownstreamPublisher:
+    """Publishes the desired state of every node and clears what is no longer desired."""
+
+    def __init__(self, bus: BusClient) -> None:
+        self._bus = bus
+        self._lock = threading.RLock()
+        self._by_owner: dict[str, dict[str, NodeMessage]] = {}
+        self._sent: dict[str, bytes] = {}  # topic -> payload the broker has
+        self._orphans: set[str] = set()  # retained topics found on the broker, not yet claimed
+
+    def set_owner(self, owner: str, messages: Iterable[NodeMessage]) -> None:
+        """Declare every message ``owner`` needs; publish the difference."""
+        with self._lock:
+            new = {m.topic: m for m in messages}
+            old = self._by_owner.get(owner, {})
+            if new:
+                self._by_owner[owner] = new
+            else:
+                self._by_owner.pop(owner, None)
+            touched = {m.node for m in new.values()} | {m.node for m in old.values()}
+            for topic, message in new.items():
+                self._orphans.discard(topic)
+                self._send(topic, message.payload())
+            for topic in old.keys() - new.keys():
+                self._send(topic, b"")
+            for node in touched:
+                self._send_manifest(node)
+
+    def remove_owner(self, owner: str) -> None:
+        """``owner`` was deleted: clear its messages."""
+        self.set_owner(owner, [])
+
+    def note_retained(self, topic: str, payload: bytes) -> None:
+        """A retained message seen on the broker (at start-up), to clear later if unclaimed."""
+        with self._lock:
+            if payload and topic not in self._sent and not topic.endswith("/down/manifest"):
+                self._orphans.add(topic)
+                self._sent[topic] = payload
+
+    def clear_orphans(self) -> int:
+        """Clear retained messages that no current owner claims; returns how many."""
+        with self._lock:
+            orphans, self._orphans = self._orphans, set()
+            nodes = set()
+            for topic in orphans:
+                self._send(topic, b"")
+                nodes.add(topic.split("/")[2])
+            for node in nodes:
+                self._send_manifest(node)
+            return len(orphans)
+
+    def republish(self) -> None:
+        """Send the whole desired state again (after the GM or the broker restarted)."""
+        with self._lock:
+            self._sent.clear()
+            nodes = set()
+            for messages in self._by_owner.values():
+                for topic, message in messages.items():
+                    self._send(topic, message.payload())
+                    nodes.add(message.node)
+            for node in nodes:
+                self._send_manifest(node)
+
+    def nodes(self) -> set[str]:
+        """Every node that currently holds something."""
+        with self._lock:
+            return {m.node for messages in self._by_owner.values() for m in messages.values()}
+
+    def manifest(self, node: str) -> Manifest:
+        """What ``node`` should hold right now."""
+        with self._lock:
+            items = [
+                ManifestItem(
+                    kind=m.kind,
+                    namespace=m.namespace,
+                    name=m.name,
+                    resource_version=m.resource_version,
+                )
+                for messages in self._by_owner.values()
+                for m in messages.values()
+                if m.node == node
+            ]
+        items.sort(key=lambda i: (i.kind, i.namespace, i.name))
+        return Manifest(items=items)
+
+    def _send_manifest(self, node: str) -> None:
+        self._send(topics.manifest_topic(node), self.manifest(node).to_bytes())
+
+    def _send(self, topic: str, payload: bytes) -> None:
+        if self._sent.get(topic) == payload or (not payload and topic not in self._sent):
+            return
+        if payload:
+            self._sent[topic] = payload
+        else:
+            self._sent.pop(topic, None)
+        try:
+            future = self._bus.publish_async(topic, payload, retain=True)
+        except BusError as exc:
+            self._publish_failed(topic, payload, exc)
+            return
+        future.add_done_callback(
+            lambda f: f.exception() and self._publish_failed(topic, payload, f.exception())
+        )
+
+    def _publish_failed(self, topic: str, payload: bytes, exc: BaseException | None) -> None:
+        # Forget it was sent: the next change, or the republish on reconnect, sends it again.
+        log.warning("downstream publish failed: %s", exc, extra={"topic": topic})
+        with self._lock:
+            if self._sent.get(topic) == payload:
+                self._sent.pop(topic, None)

@@ -1,0 +1,225 @@
+"""Pure parts of the GM: work queue, worker planning, status rules, upstream reports."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from apis import parse_resource, to_canonical
+from apis.kinds import WorkerStatus
+from apis.messages import WorkerMessage, WorkerOutput
+from gm import status as rules
+from gm.plan import OwnerRef, PlanContext, PlanError, allocate_port, plan_workers
+from gm.reports import apply_worker_message
+from gm.workqueue import WorkQueue
+from tests.test_apis import load_sample
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_queue_deduplicates_waiting_keys() -> None:
+    queue = WorkQueue()
+    queue.add("a")
+    queue.add("a")
+    queue.add("b")
+    assert [queue.get(0.01), queue.get(0.01), queue.get(0.01)] == ["a", "b", None]
+
+
+def test_key_added_while_processing_runs_again_after_done_not_twice_at_once() -> None:
+    queue = WorkQueue()
+    queue.add("a")
+    assert queue.get(0.01) == "a"
+    queue.add("a")
+    assert queue.get(0.01) is None  # never handed out while in progress
+    queue.done("a")
+    assert queue.get(0.01) == "a"
+
+
+def test_rate_limited_backoff_doubles_and_forget_resets() -> None:
+    clock = FakeClock()
+    queue = WorkQueue(base_delay=1.0, max_delay=5.0, clock=clock)
+    assert [queue.add_rate_limited("k") for _ in range(4)] == [1.0, 2.0, 4.0, 5.0]
+    queue.forget("k")
+    assert queue.failures("k") == 0
+
+
+def test_delayed_key_is_released_when_due() -> None:
+    clock = FakeClock()
+    queue = WorkQueue(clock=clock)
+    queue.add_after("k", 10)
+    assert queue.get(timeout=0) is None
+    clock.now = 10.5
+    assert queue.get(timeout=0) == "k"
+
+
+def test_shutdown_wakes_waiters() -> None:
+    queue = WorkQueue()
+    result: list[str | None] = []
+    thread = threading.Thread(target=lambda: result.append(queue.get()))
+    thread.start()
+    queue.shutdown()
+    thread.join(2)
+    assert result == [None]
+
+
+OWNER = OwnerRef(
+    api_version="neptune.io/v1alpha1",
+    kind="JointInferenceService",
+    name="helmet-detection-demo",
+    namespace="default",
+    uid="u1",
+)
+
+
+def _ji_context(**overrides: object) -> PlanContext:
+    values: dict[str, object] = {
+        "model_urls": {"small-model": "/m/small.pkl", "big-model": "/m/big.pkl"},
+        "node_addresses": {"solar-corona-cloud": "10.0.0.5"},
+        "ports": {"cloud": 21000},
+    }
+    values.update(overrides)
+    return PlanContext.model_validate(values)
+
+
+def test_joint_inference_workers_get_sedna_environment() -> None:
+    service = to_canonical(parse_resource(load_sample("neptune_jointinferenceservice.yaml")))
+    cloud, edge = plan_workers(service, OWNER, _ji_context())
+    assert (cloud.node, edge.node) == ("solar-corona-cloud", "edge0")
+    assert cloud.env["MODEL_URL"] == "/m/big.pkl"
+    assert cloud.env["BIG_MODEL_BIND_PORT"] == "21000"
+    assert edge.env["BIG_MODEL_IP"] == "10.0.0.5"
+    assert edge.env["BIG_MODEL_PORT"] == "21000"
+    assert edge.env["HEM_NAME"] == "IBT"
+    assert json.loads(edge.env["HEM_PARAMETERS"]) == []
+    assert edge.env["JOB_NAME"] == edge.env["SERVICE_NAME"] == "helmet-detection-demo"
+    assert edge.env["WORKER_NAME"] == "helmet-detection-demo-edge"
+    pod = edge.pod()
+    env = {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
+    assert env["nms_threshold"] == "0.6"  # the template's own parameters stay
+    assert env["HEM_NAME"] == "IBT"
+    assert pod["spec"]["nodeName"] == "edge0"
+    assert pod["metadata"]["ownerReferences"][0]["uid"] == "u1"
+
+
+def test_missing_model_or_address_is_a_plan_error_naming_it() -> None:
+    service = to_canonical(parse_resource(load_sample("neptune_jointinferenceservice.yaml")))
+    with pytest.raises(PlanError, match="model 'big-model' not found"):
+        plan_workers(service, OWNER, _ji_context(model_urls={"small-model": "/m"}))
+    with pytest.raises(PlanError, match="solar-corona-cloud"):
+        plan_workers(service, OWNER, _ji_context(node_addresses={}))
+    assert plan_workers(
+        service, OWNER, _ji_context(node_addresses={}, default_node_address="127.0.0.1")
+    )[1].env["BIG_MODEL_IP"] == ("127.0.0.1")
+
+
+def test_federated_workers_share_token_and_aggregator_address() -> None:
+    job = to_canonical(parse_resource(load_sample("edgeai_federatedlearningtask.yaml")))
+    ctx = PlanContext(
+        model_urls={"model-demo1": "/m/global.npz"},
+        dataset_urls={f"dataset-demo{i}": f"/d/{i}.txt" for i in range(3)},
+        default_node_address="127.0.0.1",
+        ports={"aggregation": 22000},
+        job_token="t0k",
+    )
+    agg, *trainers = plan_workers(job, OWNER, ctx)
+    assert agg.env["AGG_BIND_PORT"] == "22000"
+    assert agg.env["PARTICIPANTS_COUNT"] == "3"
+    assert [t.env["TRAIN_DATASET_URL"] for t in trainers] == ["/d/0.txt", "/d/1.txt", "/d/2.txt"]
+    assert {t.env["AGG_PORT"] for t in trainers} == {"22000"}
+    assert {t.env["SEDNA_JOB_TOKEN"] for t in [agg, *trainers]} == {"t0k"}
+    assert [t.node for t in trainers] == ["edge0", "edge1", "edge2"]
+
+
+def test_allocate_port_skips_used_ports_and_is_stable() -> None:
+    first = allocate_port(set(), "uid/cloud")
+    assert allocate_port(set(), "uid/cloud") == first
+    assert allocate_port({first}, "uid/cloud") != first
+
+
+def _worker(name: str, phase: str, role: str) -> WorkerStatus:
+    return WorkerStatus(name=name, phase=phase, role=role)
+
+
+def test_joint_inference_conditions_append_only_on_change() -> None:
+    pending = rules.joint_inference_status({}, [_worker("a", "Running", "edge")], 2, "t1")
+    assert [c["type"] for c in pending["conditions"]] == ["Pending"]
+    running = rules.joint_inference_status(
+        pending, [_worker("a", "Running", "edge"), _worker("b", "Running", "cloud")], 2, "t2"
+    )
+    assert [c["type"] for c in running["conditions"]] == ["Pending", "Running"]
+    again = rules.joint_inference_status(
+        running, [_worker("a", "Running", "edge"), _worker("b", "Running", "cloud")], 2, "t3"
+    )
+    assert len(again["conditions"]) == 2
+    assert again["conditions"][-1]["lastHeartbeatTime"] == "t3"
+    assert rules.same_status(running, again)
+    failed = rules.joint_inference_status(
+        again, [_worker("a", "Failed", "edge"), _worker("b", "Running", "cloud")], 2, "t4"
+    )
+    assert (failed["conditions"][-1]["type"], failed["active"], failed["failed"]) == (
+        "Failed",
+        1,
+        1,
+    )
+
+
+def test_federated_job_follows_its_aggregator_and_survives_a_failed_trainer() -> None:
+    workers = [
+        _worker("j-aggregation", "Running", "aggregation"),
+        _worker("j-training-0", "Running", "training"),
+        _worker("j-training-1", "Failed", "training"),
+    ]
+    running = rules.federated_learning_status({}, workers, 3, "t1")
+    assert (running["phase"], running["failed"]) == ("Running", 1)
+    workers[0] = _worker("j-aggregation", "Succeeded", "aggregation")
+    done = rules.federated_learning_status(running, workers, 3, "t2")
+    assert done["phase"] == "Succeeded"
+    assert done["completionTime"] == "t2"
+    assert done["conditions"][-1]["type"] == "Complete"
+    # A terminal phase never changes again.
+    workers[0] = _worker("j-aggregation", "Failed", "aggregation")
+    assert rules.federated_learning_status(done, workers, 3, "t3")["phase"] == "Succeeded"
+
+
+def test_edge_report_fills_joint_inference_metrics() -> None:
+    message = WorkerMessage(
+        worker="svc-edge",
+        phase="Running",
+        output=WorkerOutput(task_info={"inferenceNumber": 1000, "hardExampleNumber": 100}),
+    )
+    status = apply_worker_message("JointInferenceService", {}, message, "edge", "t")
+    assert {m["key"]: m["value"] for m in status["metrics"]} == {
+        "inferenceNumber": "1000",
+        "hardExampleNumber": "100",
+    }
+    assert status["workers"] == [
+        {"name": "svc-edge", "phase": "Running", "role": "edge", "lastUpdateTime": "t"}
+    ]
+
+
+def test_aggregator_report_fills_rounds_and_nodes() -> None:
+    message = WorkerMessage(
+        worker="job-aggregation",
+        output=WorkerOutput.model_validate(
+            {
+                "taskInfo": {
+                    "currentRound": 3,
+                    "aggregationCount": 3,
+                    "nodes": [{"nodeName": "edge0", "numberOfSamples": 500}],
+                },
+                "models": [{"url": "/out/round-3.npz", "format": "npz"}],
+            }
+        ),
+    )
+    status = apply_worker_message("FederatedLearningJob", {}, message, "aggregation", "t")
+    assert (status["currentRound"], status["aggregationCount"]) == (3, 3)
+    assert status["nodes"] == [{"nodeName": "edge0", "numberOfSamples": 500}]
+    assert status["outputModel"] == "/out/round-3.npz"
