@@ -129,6 +129,10 @@ class LocalService:
         """Start the process and wait until it accepts connections."""
         if self.running:
             return self
+        if self._accepts_tcp():
+            raise ServiceError(
+                f"cannot start {self.name}: another process already listens on port {self.port}"
+            )
         self.directory.mkdir(parents=True, exist_ok=True)
         self._prepare()
         with self.log_path.open("ab") as out:
@@ -326,9 +330,16 @@ class RedisService(LocalService):
         ]  # fmt: skip
 
     def _ready(self) -> bool:
+        # INFO fails with -LOADING while Redis reads its AOF; the pid proves it is our process.
         try:
             with socket.create_connection((self.host, self.port), timeout=0.5) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(64).startswith(b"+PONG")  # -LOADING while reading the AOF
+                sock.sendall(b"INFO server\r\n")
+                reply = b""
+                while b"process_id:" not in reply or not reply.endswith(b"\r\n\r\n"):
+                    chunk = sock.recv(65536)
+                    if not chunk or reply.startswith(b"-"):
+                        break
+                    reply += chunk
         except OSError:
             return False
+        return f"process_id:{self.pid}\r\n".encode() in reply
