@@ -7,7 +7,7 @@ from lc.datasets import DatasetMonitor, DatasetObservation
 from lc.errors import InvalidReport, InvalidSettings, InvalidTrigger, InvalidWorkerSpec, LCError
 from lc.metrics import LCMetrics
 from lc.report_server import ReportServer
-from lc.reports import WorkerMessage, WorkerReport, parse_report
+from lc.reports import WorkerReport, parse_report
 from lc.runtime import ProcessRuntime, WorkerPhase, WorkerStatus
 from lc.settings import LCSettings, add_arguments, from_args
 from lc.triggers import Trigger, TriggerResult, evaluate, parse_trigger
@@ -27,7 +27,6 @@ __all__ = [
     "ReportServer",
     "Trigger",
     "TriggerResult",
-    "WorkerMessage",
     "WorkerPhase",
     "WorkerReport",
     "WorkerSpec",

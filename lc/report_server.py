@@ -1,0 +1,214 @@
+"""The worker report server: workers POST their ``info`` to their LC on 127.0.0.1.
+
+Paths: ``POST /sedna/workers/<worker>/info`` (and the legacy ``/neptune/workers/<worker>/info``),
+``GET /healthz``, ``GET /metrics`` (Prometheus). Accepted reports go to a callback, the upstream.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from collections.abc import Callable
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from lc.errors import InvalidReport
+from lc.metrics import LCMetrics
+from lc.reports import WorkerReport, parse_report
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 9100
+DEFAULT_MAX_BODY = 1 << 20  # reports are small JSON objects; anything bigger is a mistake
+_INFO_PATH = re.compile(r"^/(?:sedna|neptune)/workers/(?P<worker>[^/]+)/info/?$")
+
+ReportCallback = Callable[[WorkerReport], None]
+
+
+class ReportServer:
+    """HTTP server taking worker reports; ``on_report`` is called once per accepted report.
+
+    If ``on_report`` raises, the worker gets 503 so it can retry. ``port=0`` picks a free port.
+    """
+
+    def __init__(
+        self,
+        on_report: ReportCallback,
+        *,
+        host: str = "127.0.0.1",
+        port: int = DEFAULT_PORT,
+        metrics: LCMetrics | None = None,
+        max_body: int = DEFAULT_MAX_BODY,
+    ) -> None:
+        self._on_report = on_report
+        self._host = host
+        self._port = port
+        self.metrics = metrics if metrics is not None else LCMetrics()
+        self._max_body = max_body
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound port (after :meth:`start`), else the configured one."""
+        return self._server.server_address[1] if self._server is not None else self._port
+
+    @property
+    def url(self) -> str:
+        """The base URL workers get in ``LC_SERVER``."""
+        return f"http://{self._host}:{self.port}"
+
+    def start(self) -> None:
+        """Bind and serve in a background thread. Raises OSError if the port is taken."""
+        if self._server is not None:
+            return
+        server = ThreadingHTTPServer((self._host, self._port), _make_handler(self))
+        server.daemon_threads = True
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            # How often the loop looks for shutdown(); it bounds how long close() takes.
+            kwargs={"poll_interval": 0.05},
+            name=f"lc-report-server-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        log.info("report server listening", extra={"url": self.url})
+
+    def close(self) -> None:
+        """Stop serving and release the port."""
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join()
+        self._server = None
+        self._thread = None
+
+    def __enter__(self) -> ReportServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # Called by the handler -------------------------------------------------------------------
+
+    def _reject(self, reason: str) -> None:
+        self.metrics.reports_rejected.labels(reason=reason).inc()
+
+    def _accept(self, report: WorkerReport) -> None:
+        self._on_report(report)
+        self.metrics.reports_received.labels(owner_kind=report.owner_kind.lower()).inc()
+
+
+def _make_handler(server: ReportServer) -> type[BaseHTTPRequestHandler]:
+    class _Handler(BaseHTTPRequestHandler):
+        server_version = "sedna-lc"
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            log.debug("report server: " + format, *args)
+
+        def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _json(self, status: HTTPStatus, payload: dict[str, Any]) -> None:
+            self._send(status, json.dumps(payload).encode(), "application/json")
+
+        def _error(
+            self, status: HTTPStatus, reason: str, message: str, field: str | None = None
+        ) -> None:
+            server._reject(reason)
+            payload: dict[str, Any] = {"error": reason, "message": message}
+            if field is not None:
+                payload["field"] = field
+            self._json(status, payload)
+
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path == "/healthz":
+                self._send(HTTPStatus.OK, b"ok", "text/plain; charset=utf-8")
+            elif path == "/metrics":
+                self._send(HTTPStatus.OK, server.metrics.render(), server.metrics.content_type)
+            elif _INFO_PATH.match(path):
+                self._json(
+                    HTTPStatus.METHOD_NOT_ALLOWED,
+                    {"error": "method_not_allowed", "message": "use POST to report"},
+                )
+            else:
+                self._json(HTTPStatus.NOT_FOUND, {"error": "not_found", "message": path})
+
+        def do_POST(self) -> None:
+            path = self.path.split("?", 1)[0]
+            match = _INFO_PATH.match(path)
+            if match is None:
+                self.close_connection = True
+                self._json(HTTPStatus.NOT_FOUND, {"error": "not_found", "message": path})
+                return
+            worker = match.group("worker")
+            body = self._read_body()
+            if body is None:
+                return
+            try:
+                data = json.loads(body)
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                self._error(HTTPStatus.BAD_REQUEST, "invalid_json", f"body is not JSON: {exc}")
+                return
+            try:
+                report = parse_report(data, worker)
+            except InvalidReport as exc:
+                self._error(HTTPStatus.BAD_REQUEST, "invalid_report", str(exc), exc.field)
+                return
+            try:
+                server._accept(report)
+            except Exception:
+                log.exception("upstream refused a worker report", extra={"worker": worker})
+                self._error(
+                    HTTPStatus.SERVICE_UNAVAILABLE,
+                    "upstream_unavailable",
+                    "the LC cannot forward reports right now; retry later",
+                )
+                return
+            self._json(HTTPStatus.OK, {"accepted": True})
+
+        def _read_body(self) -> bytes | None:
+            length_header = self.headers.get("Content-Length")
+            if length_header is None:
+                self.close_connection = True
+                self._error(
+                    HTTPStatus.LENGTH_REQUIRED, "length_required", "Content-Length is required"
+                )
+                return None
+            try:
+                length = int(length_header)
+                if length < 0:
+                    raise ValueError(length_header)
+            except ValueError:
+                self.close_connection = True
+                self._error(
+                    HTTPStatus.BAD_REQUEST,
+                    "invalid_length",
+                    f"Content-Length: {length_header!r} is not a size",
+                )
+                return None
+            if length > server._max_body:
+                # The body is not read; closing the connection discards it.
+                self.close_connection = True
+                self._error(
+                    HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                    "too_large",
+                    f"body of {length} bytes exceeds the limit of {server._max_body}",
+                )
+                return None
+            return self.rfile.read(length)
+
+    return _Handler
