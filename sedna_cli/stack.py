@@ -1,0 +1,228 @@
+"""Everything ``sedna up`` runs on one machine: API server, broker, Redis, GM and one LC a node.
+
+Each part is the real component; they talk to each other only as they would across machines
+(Kubernetes API over HTTPS, MQTT, Redis). ``endpoints.json`` in the data directory says where
+everything is.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import socket
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from pydantic import BaseModel, Field
+
+from apis import crd_manifests
+from apiserver import ApiServer
+from broker.localservices import MosquittoService, RedisService
+from gm import settings as gm_settings
+from gm.app import GMApp, api_client_for
+from lc import settings as lc_settings
+from lc.agent import LocalController
+
+log = logging.getLogger(__name__)
+
+LOOPBACK = "127.0.0.1"
+
+
+class StackOptions(BaseModel):
+    """What ``sedna up`` was asked to run."""
+
+    data_dir: Path
+    nodes: list[str] = Field(default_factory=lambda: ["cloud0", "edge0", "edge1"])
+    api_port: int = 0
+    mqtt_url: str | None = None
+    redis_url: str | None = None
+    mqtt_auth: bool = True
+    gm_port: int = 0
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError:
+            return False
+    return True
+
+
+class Stack:
+    """Starts and stops the parts in dependency order."""
+
+    def __init__(self, options: StackOptions) -> None:
+        self.options = options
+        self.data_dir = options.data_dir.resolve()
+        self.kubeconfig = self.data_dir / "kubeconfig"
+        self.endpoints_file = self.data_dir / "endpoints.json"
+        self.apiserver: ApiServer | None = None
+        self.mosquitto: MosquittoService | None = None
+        self.redis: RedisService | None = None
+        self.gm: GMApp | None = None
+        self.lcs: dict[str, LocalController] = {}
+
+    # -- start -----------------------------------------------------------------------------
+
+    def _previous_endpoints(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.endpoints_file.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _secret(self, name: str) -> str:
+        path = self.data_dir / "secrets" / name
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            path.write_text(secrets.token_hex(32))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    def start(self) -> None:
+        """Start every part; returns once the GM reconciles and every LC is connected."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        previous = self._previous_endpoints()
+        api_port = self.options.api_port
+        if not api_port and previous.get("apiServer", {}).get("port"):
+            remembered = int(previous["apiServer"]["port"])
+            api_port = remembered if _port_free(remembered) else 0
+        self.apiserver = ApiServer(
+            self.data_dir / "apiserver", host=LOOPBACK, port=api_port, crds=crd_manifests()
+        )
+        self.apiserver.start()
+        self.apiserver.write_kubeconfig(self.kubeconfig)
+        log.info("API server on %s; kubeconfig %s", self.apiserver.url, self.kubeconfig)
+
+        mqtt_url, gm_user, gm_password = self._start_broker()
+        redis_url = self._start_redis()
+        self._register_nodes()
+
+        gm_values = {
+            "kubeconfig": str(self.kubeconfig),
+            "mqtt_url": mqtt_url,
+            "mqtt_username": gm_user,
+            "mqtt_password": gm_password,
+            "redis_url": redis_url,
+            "http_port": self.options.gm_port,
+            "backend": "edge-process",
+            "default_node_address": LOOPBACK,
+            "token_secret": self._secret("gm-token-secret"),
+            "identity": "sedna-up",
+            "lease_duration": 5.0,
+        }
+        self.gm = GMApp(gm_settings.build({k: v for k, v in gm_values.items() if v is not None}))
+        self.gm.start()
+        for node in self.options.nodes:
+            user, password = self._node_credentials(node)
+            values = {
+                "node": node,
+                "data_dir": self.data_dir / "lc" / node,
+                "report_port": 0,
+                "redis_url": redis_url,
+                "mqtt_url": mqtt_url,
+                "mqtt_username": user,
+                "mqtt_password": password,
+            }
+            lc = LocalController(lc_settings.build({k: v for k, v in values.items() if v}))
+            lc.start()
+            self.lcs[node] = lc
+        self._write_endpoints(mqtt_url, redis_url)
+
+    def _start_broker(self) -> tuple[str, str | None, str | None]:
+        if self.options.mqtt_url:
+            return self.options.mqtt_url, None, None
+        self.mosquitto = MosquittoService(
+            self.data_dir / "mosquitto", auth=self.options.mqtt_auth, nodes=self.options.nodes
+        )
+        self.mosquitto.start()
+        log.info("Mosquitto on %s:%d", LOOPBACK, self.mosquitto.port)
+        url = f"mqtt://{LOOPBACK}:{self.mosquitto.port}"
+        if self.mosquitto.credentials is None:
+            return url, None, None
+        gm = self.mosquitto.credentials.gm
+        return url, gm.username, gm.password
+
+    def _node_credentials(self, node: str) -> tuple[str | None, str | None]:
+        if self.mosquitto is None or self.mosquitto.credentials is None:
+            return None, None
+        creds = self.mosquitto.credentials.for_node(node)
+        return creds.username, creds.password
+
+    def _start_redis(self) -> str:
+        if self.options.redis_url:
+            return self.options.redis_url
+        self.redis = RedisService(self.data_dir / "redis")
+        self.redis.start()
+        log.info("Redis on %s", self.redis.url)
+        return self.redis.url
+
+    def _register_nodes(self) -> None:
+        """Create a Node object per node, reachable on loopback, unless it exists."""
+        api = client.CoreV1Api(api_client_for(str(self.kubeconfig)))
+        for node in self.options.nodes:
+            body = {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {"name": node, "labels": {"sedna.io/lc": "true"}},
+                "status": {"addresses": [{"type": "InternalIP", "address": LOOPBACK}]},
+            }
+            try:
+                api.create_node(body)
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+            api.patch_node_status(node, {"status": body["status"]})
+
+    def endpoints(self, mqtt_url: str, redis_url: str) -> dict[str, Any]:
+        """The address of everything this stack runs."""
+        assert self.apiserver is not None and self.gm is not None
+        data: dict[str, Any] = {
+            "apiServer": {
+                "url": self.apiserver.url,
+                "port": self.apiserver.port,
+                "kubeconfig": str(self.kubeconfig),
+            },
+            "mqtt": {"url": mqtt_url, "auth": bool(self.mosquitto and self.options.mqtt_auth)},
+            "redis": {"url": redis_url},
+            "gm": {"metrics": f"http://{LOOPBACK}:{self.gm.ops.port}/metrics"},
+            "lcs": {
+                node: {
+                    "reportServer": lc.report_url,
+                    "metrics": f"{lc.report_url}/metrics",
+                }
+                for node, lc in self.lcs.items()
+            },
+        }
+        if self.mosquitto is not None and self.mosquitto.credentials is not None:
+            data["mqtt"]["users"] = {
+                u.username: u.password for u in self.mosquitto.credentials.users()
+            }
+        return data
+
+    def _write_endpoints(self, mqtt_url: str, redis_url: str) -> None:
+        text = json.dumps(self.endpoints(mqtt_url, redis_url), indent=2)
+        self.endpoints_file.write_text(text + "\n")
+        self.endpoints_file.chmod(0o600)
+
+    # -- stop ------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop everything, LCs first (their workers keep running until the next start)."""
+        for node, lc in self.lcs.items():
+            try:
+                lc.stop()
+            except Exception:
+                log.exception("stopping LC failed", extra={"node": node})
+        self.lcs.clear()
+        for part in (self.gm, self.redis, self.mosquitto, self.apiserver):
+            if part is None:
+                continue
+            try:
+                part.stop()
+            except Exception:
+                log.exception("stopping %s failed", type(part).__name__)
+        self.gm = self.redis = self.mosquitto = self.apiserver = None
