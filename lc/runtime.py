@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -59,7 +60,7 @@ class WorkerStatus(BaseModel):
     exit_code: int | None = None
     reason: str | None = None
     message: str | None = None
-    pid: int | None = None
+    pid: int | None = None  # the launcher's pid, which leads the worker's process group
     owner: OwnerReference | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -176,7 +177,11 @@ class ProcessRuntime:
         self._key = f"{key_prefix}:{node}:workers"
         self._workers: dict[str, _Worker] = {}
         self._dirty: set[str] = set()
-        self._lock = threading.RLock()  # guards _workers and _dirty; held only briefly
+        self._outbox: deque[WorkerStatus] = deque()  # statuses waiting for the callback
+        # Serialises callbacks so they see statuses in order; re-entrant so a callback may
+        # call ensure/remove.
+        self._emit_lock = threading.RLock()
+        self._lock = threading.RLock()  # guards _workers, _dirty, _outbox; held briefly
         self._ops = threading.Lock()  # serialises ensure/remove (which may wait for a stop)
         self._loaded = False
         self._stop = threading.Event()
@@ -185,8 +190,13 @@ class ProcessRuntime:
     # ----- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Load the workers recorded in Redis (adopting live ones) and start monitoring."""
-        self._load()
+        """Load the workers recorded in Redis (adopting live ones) and start monitoring.
+
+        Raises ``redis.RedisError`` if Redis cannot be read: without the records the runtime
+        could start a worker twice, so it does not run blind.
+        """
+        with self._ops:
+            self._load()
         if self._thread is None:
             self._stop.clear()
             self._thread = threading.Thread(
@@ -238,8 +248,9 @@ class ProcessRuntime:
                 self._launch(worker, restart=False)
                 self._persist(key)
                 status = self._status(worker)
+                self._notify(status)
                 self._update_gauge()
-        self._emit([status])
+        self._drain()
         return status
 
     def remove(self, name: str, namespace: str = "default") -> bool:
@@ -294,7 +305,7 @@ class ProcessRuntime:
 
     def poll(self) -> None:
         """One monitoring pass: notice exits, apply restart policies, start due restarts."""
-        events: list[WorkerStatus] = []
+        changed = False
         now = time.time()
         with self._lock:
             for key, worker in list(self._workers.items()):
@@ -304,15 +315,17 @@ class ProcessRuntime:
                     if ended is not None:
                         self._handle_exit(worker, *ended, now=now)
                         self._persist(key)
-                        events.append(self._status(worker))
+                        self._notify(self._status(worker))
+                        changed = True
                 elif record.phase == WorkerPhase.PENDING and (record.next_start or 0) <= now:
                     self._launch(worker, restart=record.started_at is not None)
                     self._persist(key)
-                    events.append(self._status(worker))
+                    self._notify(self._status(worker))
+                    changed = True
             self._flush()
-            if events:
+            if changed:
                 self._update_gauge()
-        self._emit(events)
+        self._drain()
 
     def _run(self) -> None:
         while not self._stop.wait(self._poll_interval):
@@ -337,8 +350,10 @@ class ProcessRuntime:
         """Start the worker's process (under the state lock); a start error counts as an exit."""
         spec, record = worker.spec, worker.record
         argv = spec.argv(self._python)
-        # Unbuffered output so the log file follows the worker as it runs.
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **spec.template_env(), **record.env}
+        # Lowest to highest: the LC's environment, defaults (unbuffered output so the log
+        # follows the worker; the worker's identity), the template's env, the caller's env.
+        defaults = {"PYTHONUNBUFFERED": "1", "WORKER_NAME": spec.name, "NAMESPACE": spec.namespace}
+        env = {**os.environ, **defaults, **spec.template_env(), **record.env}
         unresolved = spec.unresolved_env()
         if unresolved:
             log.warning(
@@ -527,17 +542,28 @@ class ProcessRuntime:
             finished_at=_ts(record.finished_at),
         )
 
-    def _emit(self, events: list[WorkerStatus]) -> None:
+    def _notify(self, status: WorkerStatus) -> None:
+        """Queue a status for the callback (under the state lock, so in transition order)."""
+        if self._on_status is not None:
+            self._outbox.append(status)
+
+    def _drain(self) -> None:
+        """Hand queued statuses to the callback in order, outside the state lock."""
         if self._on_status is None:
             return
-        for event in events:
-            try:
-                self._on_status(event)
-            except Exception:
-                log.exception(
-                    "status callback failed",
-                    extra={"worker": f"{event.namespace}/{event.name}"},
-                )
+        with self._emit_lock:
+            while True:
+                with self._lock:
+                    if not self._outbox:
+                        return
+                    status = self._outbox.popleft()
+                try:
+                    self._on_status(status)
+                except Exception:
+                    log.exception(
+                        "status callback failed",
+                        extra={"worker": f"{status.namespace}/{status.name}"},
+                    )
 
     def _update_gauge(self) -> None:
         if self._metrics is not None:
@@ -570,7 +596,6 @@ class ProcessRuntime:
         if self._loaded:
             return
         raw = self._redis.hgetall(self._key)
-        events: list[WorkerStatus] = []
         now = time.time()
         with self._lock:
             for field, value in sorted(raw.items()):
@@ -592,8 +617,8 @@ class ProcessRuntime:
                     else:
                         self._handle_exit(worker, *ended, now=now)
                         self._dirty.add(key)
-                events.append(self._status(worker))
+                self._notify(self._status(worker))
             self._flush()
             self._loaded = True
             self._update_gauge()
-        self._emit(events)
+        self._drain()

@@ -200,6 +200,7 @@ def test_worker_runs_with_env_and_logs_then_succeeds(make_runtime, tmp_path: Pat
         import os, sys
         print("worker", os.environ["WORKER_NAME"], "lc", os.environ["LC_SERVER"])
         print("epochs", os.environ["epochs"], "cwd", os.getcwd())
+        print("namespace", os.environ["NAMESPACE"])
         print("to stderr", file=sys.stderr)
         """,
     )
@@ -218,6 +219,7 @@ def test_worker_runs_with_env_and_logs_then_succeeds(make_runtime, tmp_path: Pat
     assert "worker train-a lc http://127.0.0.1:9100" in log
     assert f"epochs 3 cwd {work}" in log
     assert "to stderr" in log
+    assert "namespace default" in log  # set by the runtime from the spec
 
 
 def test_nonzero_exit_with_never_fails(make_runtime, tmp_path: Path) -> None:
@@ -541,3 +543,55 @@ def test_python_command_uses_the_current_interpreter(make_runtime, tmp_path: Pat
     runtime.ensure(spec("which", command=["python3"], args=[str(path)]))
     wait_for(lambda: recorder.saw("which", WorkerPhase.SUCCEEDED), "the worker to succeed")
     assert runtime.log_path("which").read_text().strip() == sys.executable
+
+
+_LC_PROCESS = """
+import sys, redis
+from lc.runtime import ProcessRuntime
+runtime = ProcessRuntime(redis.Redis.from_url(sys.argv[1]), sys.argv[2], node=sys.argv[3])
+runtime.start()
+worker = {
+    "name": "survivor",
+    "template": {"spec": {"restartPolicy": "Never", "containers": [{"args": [sys.argv[4]]}]}},
+}
+print(runtime.ensure(worker).pid, flush=True)
+sys.stdin.read()
+"""
+
+
+def test_workers_survive_a_killed_lc_process(
+    make_runtime, redis_url: str, data_dir: Path, tmp_path: Path
+) -> None:
+    counter = tmp_path / "starts.txt"
+    path = script(
+        tmp_path,
+        "survivor.py",
+        f"""
+        import time
+        open({str(counter)!r}, "a").write("x\\n")
+        time.sleep(600)
+        """,
+    )
+    lc_process = subprocess.Popen(
+        [sys.executable, "-c", _LC_PROCESS, redis_url, str(data_dir), NODE, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert lc_process.stdout is not None
+        launcher_pid = int(lc_process.stdout.readline())
+        wait_for(lambda: counter.exists(), "the worker to start")
+    finally:
+        lc_process.kill()
+        lc_process.wait()
+    assert process_alive(launcher_pid)  # not taken down with the LC
+
+    runtime, _ = make_runtime()
+    status = runtime.status("survivor")
+    assert status is not None and status.phase == WorkerPhase.RUNNING
+    assert status.pid == launcher_pid
+    runtime.close()
+    ProcessRuntime(redis.Redis.from_url(redis_url), data_dir, node=NODE).remove_all()
+    assert not process_alive(launcher_pid)
+    assert counter.read_text() == "x\n"
