@@ -1,0 +1,226 @@
+"""The training worker: local epochs, push, pull the global model, repeat until the job ends."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from sedna.algorithms.aggregation import BaseAggregation, ProximalTerm
+from sedna.algorithms.compression import BaseCodec, CodecError, ErrorFeedback, get_codec
+from sedna.common.errors import ConfigError
+from sedna.core.federated_learning.client import AggregationClient, PulledModel, RetryPolicy
+from sedna.core.federated_learning.errors import RoundNotOpen
+from sedna.core.federated_learning.parameters import rule_from_parameters
+from sedna.core.federated_learning.reporting import RoundReporter
+from sedna.core.federated_learning.settings import TrainerSettings
+from sedna.core.federated_learning.wire import NamedTensors
+
+LOG = logging.getLogger("sedna.federated_learning.trainer")
+
+ModelWeights = Sequence[np.ndarray] | Mapping[str, np.ndarray]
+
+
+@runtime_checkable
+class FederatedEstimator(Protocol):
+    """What federated training needs of an estimator.
+
+    ``get_weights`` returns a list of arrays (Keras style) or a mapping of name to array
+    (PyTorch ``state_dict`` style); ``set_weights`` takes the same structure back. ``train``
+    receives ``proximal=ProximalTerm`` in FedProx jobs and may return a dict of metrics.
+    """
+
+    def get_weights(self) -> ModelWeights:
+        """The model's tensors."""
+
+    def set_weights(self, weights: ModelWeights) -> None:
+        """Replace the model's tensors."""
+
+    def train(self, train_data: Any, valid_data: Any = None, **kwargs: Any) -> Any:
+        """Local training on ``train_data``."""
+
+
+def num_samples(data: Any) -> int:
+    """How many samples ``data`` holds (``num_examples()``, ``len()`` or ``len(data.x)``)."""
+    counter = getattr(data, "num_examples", None)
+    if callable(counter):
+        return int(counter())
+    try:
+        return len(data)
+    except TypeError:
+        pass
+    features = getattr(data, "x", None)
+    if features is not None:
+        return len(features)
+    raise ConfigError(
+        f"cannot count the samples of {type(data).__name__}; give it num_examples() or len()"
+    )
+
+
+def _to_named(weights: ModelWeights) -> NamedTensors:
+    if isinstance(weights, Mapping):
+        return [(str(name), np.asarray(value)) for name, value in weights.items()]
+    return [(f"layer_{index:04d}", np.asarray(value)) for index, value in enumerate(weights)]
+
+
+def _from_named(named: NamedTensors, like: ModelWeights) -> ModelWeights:
+    if isinstance(like, Mapping):
+        return {name: tensor for name, tensor in named}
+    return [tensor for _, tensor in named]
+
+
+def _metrics(result: Any) -> dict[str, float]:
+    if not isinstance(result, Mapping):
+        return {}
+    numbers: dict[str, float] = {}
+    for key, value in result.items():
+        if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+            numbers[str(key)] = float(value)
+    return numbers
+
+
+@dataclass
+class TrainingSummary:
+    """What a training worker did in the job."""
+
+    rounds_trained: list[int] = field(default_factory=list)
+    final_round: int = 0
+    bytes_pushed: int = 0
+    bytes_pulled: int = 0
+    refused_pushes: int = 0
+    last_metrics: dict[str, float] = field(default_factory=dict)
+
+
+class FederatedLearning:
+    """Federated training of ``estimator`` with the aggregation worker of the job.
+
+    ``FederatedLearning(estimator, aggregation="FedAvg").train(train_data)`` trains locally,
+    pushes the weights (encoded by the job parameter ``compression``), pulls the global model,
+    sets it and repeats until the aggregator says the job is over. A worker that starts late,
+    restarts, or misses a round joins at the aggregator's current round.
+    """
+
+    def __init__(
+        self,
+        estimator: FederatedEstimator,
+        aggregation: str | BaseAggregation = "FedAvg",
+        *,
+        settings: TrainerSettings | None = None,
+        **overrides: Any,
+    ) -> None:
+        self.estimator = estimator
+        self.settings = settings or TrainerSettings.from_env(**overrides)
+        self.rule = (
+            aggregation
+            if isinstance(aggregation, BaseAggregation)
+            else rule_from_parameters(aggregation)
+        )
+        self.codec = self._codec()
+        self.feedback = ErrorFeedback(self.codec) if self.codec.error_feedback else None
+        self.reporter = RoundReporter("train")
+
+    def _codec(self) -> BaseCodec:
+        name = self.settings.compression
+        try:
+            return (
+                get_codec(name, ratio=self.settings.topk_ratio)
+                if name == "topk"
+                else get_codec(name)
+            )
+        except CodecError as error:
+            raise ConfigError(f"compression: {error}") from None
+
+    def _client(self) -> AggregationClient:
+        return AggregationClient(
+            self.settings.address,
+            self.settings.token.get_secret_value(),
+            self.settings.job,
+            self.settings.worker,
+            node=self.settings.node,
+            chunk_bytes=self.settings.chunk_bytes,
+            retry=RetryPolicy(budget_seconds=self.settings.retry_seconds),
+        )
+
+    def _train_kwargs(self, global_weights: ModelWeights, kwargs: dict[str, Any]) -> dict[str, Any]:
+        mu = self.rule.client_config().get("mu")
+        if mu is None:
+            return kwargs
+        return {**kwargs, "proximal": ProximalTerm(mu, global_weights)}
+
+    def train(self, train_data: Any, valid_data: Any = None, **kwargs: Any) -> TrainingSummary:
+        """Run federated rounds until the job ends; ``kwargs`` go to ``estimator.train``."""
+        samples = num_samples(train_data)
+        if samples <= 0:
+            raise ConfigError("the training dataset is empty")
+        summary = TrainingSummary()
+        like = self.estimator.get_weights()
+        with self._client() as client:
+            state = client.pull(0)
+            base = self._adopt(state, like)
+            while not state.exit:
+                round_number = state.next_round
+                start_weights = self.estimator.get_weights()
+                result = self.estimator.train(
+                    train_data, valid_data=valid_data, **self._train_kwargs(start_weights, kwargs)
+                )
+                summary.last_metrics = _metrics(result)
+                local = _to_named(self.estimator.get_weights())
+                try:
+                    pushed = client.push(
+                        round_number,
+                        local,
+                        samples,
+                        codec=self.codec,
+                        base=base,
+                        base_round=state.round if base else 0,
+                        feedback=self.feedback,
+                        aggregation=self.rule.name,
+                        metrics=summary.last_metrics,
+                    )
+                except RoundNotOpen as refusal:
+                    # Too late for this round: take the newest global model and rejoin.
+                    summary.refused_pushes += 1
+                    LOG.info("rejoining at the current round: %s", refusal)
+                    state = client.wait_for_round(
+                        round_number, timeout=self.settings.round_wait_seconds
+                    )
+                    base = self._adopt(state, like)
+                    summary.bytes_pulled += state.received_bytes
+                    continue
+                summary.rounds_trained.append(round_number)
+                summary.bytes_pushed += pushed.sent_bytes
+                started = time.monotonic()
+                state = client.wait_for_round(
+                    round_number, timeout=self.settings.round_wait_seconds
+                )
+                summary.bytes_pulled += state.received_bytes
+                base = self._adopt(state, like)
+                LOG.info(
+                    "round %d done",
+                    round_number,
+                    extra={
+                        "global_round": state.round,
+                        "participants": state.participants,
+                        "pushed_bytes": pushed.sent_bytes,
+                        "wait_seconds": round(time.monotonic() - started, 3),
+                    },
+                )
+                self.reporter.report(
+                    "running",
+                    {"currentRound": state.round, "sampleCount": samples, **summary.last_metrics},
+                )
+            summary.final_round = state.round
+        self.reporter.report("completed", {"currentRound": state.round, "sampleCount": samples})
+        self.reporter.close()
+        return summary
+
+    def _adopt(self, state: PulledModel, like: ModelWeights) -> NamedTensors | None:
+        """Load the pulled global model into the estimator; it becomes the base of deltas."""
+        if not state.tensors:
+            return None
+        self.estimator.set_weights(_from_named(state.tensors, like))
+        return state.tensors
