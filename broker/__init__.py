@@ -5,6 +5,7 @@ A ground-floor package: it imports nothing else of the project.
 
 from broker.client import (
     BusClient,
+    BusClosed,
     BusError,
     BusMessage,
     BusSettings,
@@ -12,6 +13,7 @@ from broker.client import (
     PublishRefused,
     SubscriptionRefused,
     Will,
+    offline_will,
 )
 from broker.dedup import Dedup
 from broker.envelope import Ack, Envelope, MalformedMessage, Manifest, ManifestItem, NodeState
@@ -39,6 +41,7 @@ __all__ = [
     "AckTopic",
     "BrokerCredentials",
     "BusClient",
+    "BusClosed",
     "BusError",
     "BusMessage",
     "BusSettings",
@@ -64,5 +67,6 @@ __all__ = [
     "Will",
     "WorkerTopic",
     "connect_redis",
+    "offline_will",
     "parse_topic",
 ]

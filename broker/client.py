@@ -26,11 +26,12 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from pydantic import BaseModel, ConfigDict, Field
 
-from broker.envelope import WireModel
-from broker.topics import strip_share
+from broker.envelope import NodeState, WireModel
+from broker.topics import state_topic, strip_share
 
 __all__ = [
     "BusClient",
+    "BusClosed",
     "BusError",
     "BusMessage",
     "BusSettings",
@@ -39,6 +40,7 @@ __all__ = [
     "PublishRefused",
     "SubscriptionRefused",
     "Will",
+    "offline_will",
 ]
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,10 @@ class BusError(Exception):
 
 class BusUnavailable(BusError):
     """The broker did not answer in time (not connected, or no acknowledgement)."""
+
+
+class BusClosed(BusUnavailable):
+    """The client was closed before the broker answered."""
 
 
 class PublishRefused(BusError):
@@ -88,6 +94,15 @@ class Will(BaseModel):
     topic: str
     payload: bytes
     retain: bool = True
+
+
+def offline_will(node: str, version: str = "") -> Will:
+    """The LC's last will: a retained ``offline`` `NodeState` on ``sedna/node/<node>/state``."""
+    return Will(
+        topic=state_topic(node),
+        payload=NodeState(state="offline", version=version).to_bytes(),
+        retain=True,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +245,8 @@ class BusClient:
         Raises `BusUnavailable` if ``wait`` seconds pass without a connection (the client keeps
         trying in the background).
         """
+        if self._dispatcher.is_alive() or self._closed:
+            raise BusError(f"client {self.client_id!r} was already started")
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self.settings.session_expiry
         self._dispatcher.start()
@@ -273,8 +290,8 @@ class BusClient:
         self._client.disconnect()
         self._client.loop_stop()
         self._connected.clear()
-        self._publishes.fail_all(BusUnavailable(f"client {self.client_id!r} closed"))
-        self._subscribes.fail_all(BusUnavailable(f"client {self.client_id!r} closed"))
+        self._publishes.fail_all(BusClosed(f"client {self.client_id!r} closed"))
+        self._subscribes.fail_all(BusClosed(f"client {self.client_id!r} closed"))
         if self._dispatcher.is_alive():
             self._inbox.put(_STOP)
             self._dispatcher.join(timeout)
@@ -294,7 +311,7 @@ class BusClient:
         future fails with `PublishRefused` if the broker refuses it.
         """
         if self._closed:
-            raise BusUnavailable(f"client {self.client_id!r} is closed")
+            raise BusClosed(f"client {self.client_id!r} is closed")
         info = self._client.publish(topic, _encode(payload), qos=QOS, retain=retain)
         future = self._publishes.register(info.mid)
         if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):

@@ -21,7 +21,7 @@ from typing import Any
 import redis
 from pydantic import BaseModel, ConfigDict, Field
 
-from broker.client import BusClient, BusMessage
+from broker.client import BusClient, BusClosed, BusMessage
 from broker.envelope import Ack, Envelope, MalformedMessage
 from broker.store import retry_redis
 from broker.topics import UpTopic, ack_topic, validate_node
@@ -64,8 +64,20 @@ class _Entry(BaseModel):
     envelope: Envelope
 
 
+@dataclass
+class _Flight:
+    """A pending message in the sender's window and when it was last published."""
+
+    entry: _Entry
+    sent: float | None = None
+
+
 class Outbox:
-    """Durable, ordered, acknowledged upstream delivery for one node."""
+    """Durable, ordered, acknowledged upstream delivery for one node.
+
+    One outbox per node at a time: the sender keeps the oldest ``window`` pending messages in
+    memory and reads only newer ones from Redis.
+    """
 
     def __init__(
         self,
@@ -82,7 +94,10 @@ class Outbox:
         self._seq_key = f"{base}:seq"
         self._order_key = f"{base}:order"  # sorted set: id scored by seq
         self._entries_key = f"{base}:entries"  # hash: id -> _Entry JSON
-        self._last_sent: dict[str, float] = {}
+        self._put_lock = threading.Lock()  # seq order == storage order, so the window is exact
+        self._window_lock = threading.Lock()
+        self._window: dict[str, _Flight] = {}  # insertion order == seq order
+        self._loaded_seq = 0
         self._stats_lock = threading.Lock()
         self._stats = OutboxStats()
         self._wake = threading.Event()
@@ -113,23 +128,24 @@ class Outbox:
         """
         topic = str(UpTopic(self.node, kind, namespace, name))
         timeout = self.settings.put_timeout
-        seq = retry_redis(
-            lambda: int(self._redis.incr(self._seq_key)),
-            what="outbox seq",
-            timeout=timeout,
-            stop=self._stop,
-        )
-        envelope = Envelope(seq=seq, node=self.node, payload=payload)
-        raw = _Entry(topic=topic, envelope=envelope).model_dump_json(by_alias=True)
+        with self._put_lock:
+            seq = retry_redis(
+                lambda: int(self._redis.incr(self._seq_key)),
+                what="outbox seq",
+                timeout=timeout,
+                stop=self._stop,
+            )
+            envelope = Envelope(seq=seq, node=self.node, payload=payload)
+            raw = _Entry(topic=topic, envelope=envelope).model_dump_json(by_alias=True)
 
-        def store() -> None:
-            # Idempotent, so a retry after a lost reply is harmless.
-            pipe = self._redis.pipeline(transaction=True)
-            pipe.hset(self._entries_key, envelope.id, raw)
-            pipe.zadd(self._order_key, {envelope.id: seq})
-            pipe.execute()
+            def store() -> None:
+                # Idempotent, so a retry after a lost reply is harmless.
+                pipe = self._redis.pipeline(transaction=True)
+                pipe.hset(self._entries_key, envelope.id, raw)
+                pipe.zadd(self._order_key, {envelope.id: seq})
+                pipe.execute()
 
-        retry_redis(store, what="outbox put", timeout=timeout, stop=self._stop)
+            retry_redis(store, what="outbox put", timeout=timeout, stop=self._stop)
         log.debug("outbox put", extra={"node": self.node, "id": envelope.id, "seq": seq})
         self._wake.set()
         return envelope
@@ -148,9 +164,12 @@ class Outbox:
 
         removed = retry_redis(remove, what="outbox ack", stop=self._stop)
         self._count("acked", removed)
-        for message_id in ids:
-            self._last_sent.pop(message_id, None)
-        self._wake.set()
+        with self._window_lock:
+            was_full = len(self._window) >= self.settings.window
+            for message_id in ids:
+                self._window.pop(message_id, None)
+        if was_full:  # room for messages waiting behind the window
+            self._wake.set()
         return removed
 
     def stats(self) -> OutboxStats:
@@ -197,7 +216,7 @@ class Outbox:
             error = future.exception()
             if error is None:
                 self._count("broker_acked")
-            else:
+            elif not isinstance(error, BusClosed):
                 log.warning(
                     "upstream publish failed; will re-send",
                     extra={"topic": entry.topic, "id": entry.envelope.id, "error": str(error)},
@@ -215,36 +234,56 @@ class Outbox:
             self._wake.wait(delay)
             self._wake.clear()
 
+    def _fill_window(self) -> None:
+        """Read pending messages newer than those in the window, up to its size."""
+        with self._window_lock:
+            room = self.settings.window - len(self._window)
+            after = self._loaded_seq
+        if room <= 0:
+            return
+
+        def read() -> tuple[list[_Entry], int]:
+            found = self._redis.zrangebyscore(
+                self._order_key, f"({after}", "+inf", start=0, num=room, withscores=True
+            )
+            if not found:
+                return [], after
+            raws = self._redis.hmget(self._entries_key, [i for i, _ in found])
+            entries = [_Entry.model_validate_json(raw) for raw in raws if raw is not None]
+            return entries, int(found[-1][1])
+
+        entries, last_seq = retry_redis(read, what="outbox read", stop=self._stop)
+        with self._window_lock:
+            for entry in entries:
+                self._window.setdefault(entry.envelope.id, _Flight(entry))
+            self._loaded_seq = max(self._loaded_seq, last_seq)
+
     def _send_due(self) -> float:
         """Publish what is due; return how long to sleep before the next round."""
         if not self._bus.connected.is_set():
             # paho holds what was already handed to it; new sends wait for the connection.
             self._bus.wait_connected(self.settings.poll_interval)
             return 0.0 if self._bus.connected.is_set() else self.settings.poll_interval
-        entries = self._load(self.settings.window)
+        self._fill_window()
+        with self._window_lock:
+            flights = list(self._window.values())
         now = time.monotonic()
         resend_after = self.settings.resend_after
         next_due = now + self.settings.poll_interval
-        live: set[str] = set()
-        for entry in entries:
-            message_id = entry.envelope.id
-            live.add(message_id)
-            sent = self._last_sent.get(message_id)
-            if sent is not None and now - sent < resend_after:
-                next_due = min(next_due, sent + resend_after)
+        for flight in flights:
+            envelope = flight.entry.envelope
+            if flight.sent is not None and now - flight.sent < resend_after:
+                next_due = min(next_due, flight.sent + resend_after)
                 continue
             self._count("sent")
-            if sent is not None:
+            if flight.sent is not None:
                 self._count("resent")
                 log.info(
                     "re-sending unacknowledged message",
-                    extra={"node": self.node, "id": message_id, "seq": entry.envelope.seq},
+                    extra={"node": self.node, "id": envelope.id, "seq": envelope.seq},
                 )
-            future = self._bus.publish_async(entry.topic, entry.envelope)
-            future.add_done_callback(self._on_published(entry))
-            self._last_sent[message_id] = now
+            future = self._bus.publish_async(flight.entry.topic, envelope)
+            future.add_done_callback(self._on_published(flight.entry))
+            flight.sent = now
             next_due = min(next_due, now + resend_after)
-        # The window only slides forward, so a sent id outside it was acknowledged.
-        for message_id in [m for m in list(self._last_sent) if m not in live]:
-            self._last_sent.pop(message_id, None)
         return max(0.0, next_due - time.monotonic())

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import Future
 
-from broker.client import BusClient, BusMessage
+from broker.client import BusClient, BusClosed, BusMessage
 from broker.dedup import Dedup
 from broker.envelope import Ack, Envelope, MalformedMessage
 from broker.topics import GM_UP_SUBSCRIPTION, InvalidTopic, UpTopic, ack_topic, parse_topic
@@ -81,7 +81,7 @@ class UpstreamReceiver:
 def _warn_if_failed(message_id: str) -> Callable[[Future[None]], None]:
     def done(future: Future[None]) -> None:
         error = future.exception()
-        if error is not None:
+        if error is not None and not isinstance(error, BusClosed):
             # The LC re-sends the message and gets a fresh ack for the duplicate.
             log.warning("ack not delivered", extra={"id": message_id, "error": str(error)})
 

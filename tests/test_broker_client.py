@@ -5,7 +5,13 @@ import threading
 
 import pytest
 
-from broker.client import BusMessage, BusUnavailable, PublishRefused, SubscriptionRefused
+from broker.client import (
+    BusMessage,
+    BusUnavailable,
+    PublishRefused,
+    SubscriptionRefused,
+    offline_will,
+)
 from broker.envelope import NodeState
 from broker.localservices import MosquittoService
 from broker.topics import (
@@ -93,20 +99,18 @@ def test_retained_desired_state_and_empty_payload_deletion(
 def test_last_will_marks_a_vanished_node_offline(
     mosquitto_service: MosquittoService, bus_client, unique_name: str
 ) -> None:
-    from broker.client import Will
-
     settings = mosquitto_service.settings()
     node = unique_name
     states = Inbox()
     bus_client(f"gm-{node}", settings).subscribe(GM_STATE_SUBSCRIPTION, states)
-    will = Will(topic=state_topic(node), payload=NodeState(state="offline").to_bytes())
-    lc = bus_client(f"lc-{node}", settings, will=will)
+    lc = bus_client(f"lc-{node}", settings, will=offline_will(node, "1.2.3"))
     lc.publish(state_topic(node), NodeState(state="online"), retain=True)
     wait_for(lambda: len(states.messages) == 1, what="online state")
     # Freezing the broker is not enough; drop the LC's socket without a DISCONNECT instead.
     lc._client.socket().close()  # a crashed LC sends no DISCONNECT
     wait_for(lambda: len(states.messages) >= 2, what="the last will", timeout=15)
     assert [NodeState.from_bytes(p).state for p in states.payloads()[:2]] == ["online", "offline"]
+    assert NodeState.from_bytes(states.payloads()[1]).version == "1.2.3"
 
 
 def test_acl_confines_each_node_to_its_own_topics(
