@@ -79,6 +79,7 @@ class WorkerReport(_ReportModel):
     status: WorkerStatus
     task_info: TaskInfo | None = Field(default=None, alias="taskInfo")
     models: list[ReportedModel] | None = None
+    owner_info: dict[str, Any] | None = Field(default=None, alias="ownerInfo")
 
     def to_json(self) -> bytes:
         """The JSON body as sent (camelCase keys, unset fields left out)."""
