@@ -342,8 +342,10 @@ class BusClient:
     def subscribe(self, topic_filter: str, handler: Handler, *, timeout: float = 10.0) -> None:
         """Call ``handler`` for every message matching ``topic_filter`` (QoS 1).
 
-        If connected, wait for the broker's answer and raise `SubscriptionRefused` if it refuses;
-        otherwise the subscription is sent when the connection comes up.
+        If connected, wait for the broker's answer and raise `SubscriptionRefused` if it refuses
+        (the handler is dropped) or `BusUnavailable` if it does not answer in ``timeout`` seconds
+        (the handler stays; the subscription is sent again on reconnect). If not connected, the
+        subscription is sent when the connection comes up.
         """
         strip_share(topic_filter)  # validates $share/<group>/<filter>
         sub_id = _subscription_id(topic_filter)
@@ -421,6 +423,7 @@ class BusClient:
             )
             return
         self._generation += 1
+        self._last_refusal = ""
         with self._lock:
             if not flags.session_present:
                 self._subscribed.clear()

@@ -164,3 +164,21 @@ def test_publish_times_out_while_the_broker_is_frozen(
             client.publish(up_topic(unique_name, "Model", "default", "m"), b"{}", timeout=0.3)
     finally:
         mosquitto_service.thaw()
+
+
+def test_subscriptions_are_renewed_when_the_broker_lost_the_session(
+    mosquitto_service: MosquittoService, bus_client, unique_name: str
+) -> None:
+    settings = mosquitto_service.settings()
+    inbox = Inbox()
+    lc = bus_client(f"lc-{unique_name}", settings)
+    lc.subscribe(down_filter(unique_name), inbox)
+    mosquitto_service.kill()  # never saved: the restarted broker knows no session
+    wait_for(lambda: not lc.connected.is_set(), what="the client to notice")
+    mosquitto_service.restart()
+    assert lc.wait_connected(10)
+    gm = bus_client(f"gm-{unique_name}", settings)
+    # Retained, so it reaches the LC whether its re-subscription lands before or after.
+    topic = down_topic(unique_name, "Model", "default", "m")
+    gm.publish(topic, b"{}", retain=True)
+    wait_for(lambda: inbox.topics() == [topic], what="delivery on the renewed subscription")
