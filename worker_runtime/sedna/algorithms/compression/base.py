@@ -65,6 +65,9 @@ class BaseCodec(ABC):
     lossy: ClassVar[bool] = True
     # Whether a client should keep what the codec dropped and add it to the next update.
     error_feedback: ClassVar[bool] = False
+    # Whether the codec only makes sense for differences to a reference model (sparsifiers
+    # would zero most of a model sent whole), so a client without one sends exact values.
+    differences_only: ClassVar[bool] = False
 
     def supports(self, dtype: np.dtype) -> bool:
         """Whether tensors of ``dtype`` can use this codec (lossy codecs take floats only)."""

@@ -31,6 +31,7 @@ class TopKCodec(BaseCodec):
     """
 
     error_feedback = True
+    differences_only = True
 
     def __init__(self, ratio: float = 0.1) -> None:
         try:

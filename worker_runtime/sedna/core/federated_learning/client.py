@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import grpc
 import numpy as np
 
-from sedna.algorithms.compression import BaseCodec, ErrorFeedback, get_codec
+from sedna.algorithms.compression import BaseCodec, ErrorFeedback, Payload, get_codec
 from sedna.core.federated_learning.errors import (
     AggregatorUnavailable,
     FederatedError,
@@ -50,6 +50,20 @@ _ERROR_OF: dict[grpc.StatusCode, type[FederatedError]] = {
 _TRANSIENT = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED})
 
 
+# Shortest pause between two pulls that came back at once without the model.
+_MIN_POLL_SECONDS = 0.2
+
+
+@dataclass(frozen=True)
+class PreparedPush:
+    """An encoded update, ready to be sent (and sent again if the aggregator lost it)."""
+
+    round: int
+    header: Any
+    payloads: list[Payload]
+    size: int
+
+
 @dataclass(frozen=True)
 class PushResult:
     """The aggregator's acknowledgement of an update."""
@@ -72,6 +86,7 @@ class PulledModel:
     participants: int
     total_samples: int
     received_bytes: int
+    update_held: bool = False
 
 
 @dataclass(frozen=True)
@@ -170,7 +185,7 @@ class AggregationClient:
 
     # -- push --------------------------------------------------------------------------------
 
-    def push(
+    def prepare_push(
         self,
         round_number: int,
         tensors: NamedTensors,
@@ -182,8 +197,9 @@ class AggregationClient:
         feedback: ErrorFeedback | None = None,
         aggregation: str = "",
         metrics: dict[str, float] | None = None,
-    ) -> PushResult:
-        """Send an update for ``round_number``; lossy codecs send differences to ``base``."""
+    ) -> PreparedPush:
+        """Encode an update for ``round_number`` once (lossy codecs send differences to
+        ``base``); :meth:`send` may then send it again after an aggregator restart."""
         codec = codec or get_codec("none")
         specs, payloads = encode_tensors(
             tensors, codec, base=dict(base) if base else None, feedback=feedback
@@ -200,15 +216,27 @@ class AggregationClient:
             metrics=metrics or {},
         )
         header.tensors.extend(specs_to_proto(specs, pb2.TensorSpec))
-        total = sum(spec.encoded_size for spec in specs)
+        size = sum(spec.encoded_size for spec in specs)
+        return PreparedPush(round_number, header, payloads, size)
+
+    def send(self, prepared: PreparedPush) -> PushResult:
+        """Stream a prepared update to the aggregator."""
 
         def messages() -> Iterator[Any]:
-            yield pb2.PushMessage(header=header)
-            for chunk in iter_chunks(payloads, self.chunk_bytes):
+            yield pb2.PushMessage(header=prepared.header)
+            for chunk in iter_chunks(prepared.payloads, self.chunk_bytes):
                 yield pb2.PushMessage(chunk=chunk)
 
         ack = self._call("push", lambda: self._stub.Push(messages(), metadata=self._metadata))
-        return PushResult(round=ack.round, sent_bytes=total, updates_in_round=ack.updates_in_round)
+        return PushResult(
+            round=ack.round, sent_bytes=prepared.size, updates_in_round=ack.updates_in_round
+        )
+
+    def push(
+        self, round_number: int, tensors: NamedTensors, sample_count: int, **options: Any
+    ) -> PushResult:
+        """Encode and send an update (see :meth:`prepare_push` for ``options``)."""
+        return self.send(self.prepare_push(round_number, tensors, sample_count, **options))
 
     # -- pull --------------------------------------------------------------------------------
 
@@ -248,18 +276,39 @@ class AggregationClient:
             participants=header.participants,
             total_samples=header.total_samples,
             received_bytes=received,
+            update_held=header.update_held,
         )
 
     def wait_for_round(
-        self, round_number: int, *, timeout: float, poll_seconds: float = 20.0
+        self,
+        round_number: int,
+        *,
+        timeout: float,
+        poll_seconds: float = 20.0,
+        resend: PreparedPush | None = None,
     ) -> PulledModel:
-        """Pull until the global model of ``round_number`` (or the final one) is there."""
+        """Pull until the global model of ``round_number`` (or the final one) is there.
+
+        With ``resend``, an update the aggregator no longer holds (it restarted from its
+        checkpoint) is sent again.
+        """
         deadline = time.monotonic() + timeout
         while True:
-            remaining = deadline - time.monotonic()
+            asked = time.monotonic()
+            remaining = deadline - asked
             result = self.pull(round_number, wait_seconds=max(0.0, min(poll_seconds, remaining)))
             if result.ready:
                 return result
+            lost = resend is not None and not result.update_held
+            if lost and result.next_round == round_number:
+                LOG.warning(
+                    "the aggregator lost this worker's update (restart?); sending it again",
+                    extra={"round": round_number},
+                )
+                assert resend is not None
+                self.send(resend)
+            elif time.monotonic() - asked < _MIN_POLL_SECONDS:
+                time.sleep(_MIN_POLL_SECONDS)
             if remaining <= 0:
                 raise RoundTimeout(
                     f"round {round_number} was not aggregated within {timeout:g} s "

@@ -91,6 +91,7 @@ class PullView:
     next_round: int
     exit: bool
     exit_round: int
+    update_held: bool
 
 
 @dataclass(frozen=True)
@@ -314,25 +315,39 @@ class RoundCoordinator:
     # -- pulls -------------------------------------------------------------------------------
 
     def wait_for_global(
-        self, round_number: int, timeout: float, is_active: Callable[[], bool] = lambda: True
+        self,
+        round_number: int,
+        timeout: float,
+        is_active: Callable[[], bool] = lambda: True,
+        worker: str = "",
     ) -> PullView:
         """The latest model once it is of ``round_number`` or later (0: now), waiting at most
-        ``timeout`` seconds; ``ready`` is false if it did not come. :class:`JobFailed` when
-        the job failed."""
+        ``timeout`` seconds; ``ready`` is false if it did not come. A ``worker`` asking for
+        the open round without holding an update there is answered at once (it must push
+        first). :class:`JobFailed` when the job failed."""
         deadline = self._clock() + max(0.0, timeout)
         with self._condition:
             while True:
                 if self._failure is not None:
                     raise JobFailed(f"the job failed: {self._failure}")
                 ready = round_number <= self._latest_round() or self._finished()
+                held = worker in self._updates
+                open_round = self._latest_round() + 1
+                nothing_to_wait_for = (
+                    bool(worker)
+                    and round_number == open_round
+                    and not self._aggregating
+                    and not held
+                )
                 remaining = deadline - self._clock()
-                if ready or remaining <= 0 or not is_active():
+                if ready or nothing_to_wait_for or remaining <= 0 or not is_active():
                     return PullView(
                         ready=ready,
                         model=self._latest if ready else None,
-                        next_round=self._latest_round() + 1,
+                        next_round=open_round,
                         exit=self._finished(),
                         exit_round=self.exit_round,
+                        update_held=held,
                     )
                 # Wake at least every second to notice a caller that went away.
                 self._condition.wait(min(remaining, 1.0))

@@ -161,7 +161,9 @@ class WeightExchangeService(pb2_grpc.WeightExchangeServicer):
                     f"{self.coordinator.job!r}"
                 )
             wait = min(max(request.wait_seconds, 0.0), MAX_PULL_WAIT_SECONDS)
-            view = self.coordinator.wait_for_global(request.round, wait, context.is_active)
+            view = self.coordinator.wait_for_global(
+                request.round, wait, context.is_active, request.worker
+            )
         model = view.model
         header = pb2.PullHeader(
             ready=view.ready,
@@ -169,6 +171,7 @@ class WeightExchangeService(pb2_grpc.WeightExchangeServicer):
             next_round=view.next_round,
             exit=view.exit,
             exit_round=view.exit_round,
+            update_held=view.update_held,
         )
         if model is not None:
             header.tensors.extend(specs_to_proto(model.specs(), pb2.TensorSpec))

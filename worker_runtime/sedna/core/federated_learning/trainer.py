@@ -169,17 +169,22 @@ class FederatedLearning:
                 )
                 summary.last_metrics = _metrics(result)
                 local = _to_named(self.estimator.get_weights())
+                prepared = client.prepare_push(
+                    round_number,
+                    local,
+                    samples,
+                    codec=self.codec,
+                    base=base,
+                    base_round=state.round if base else 0,
+                    feedback=self.feedback,
+                    aggregation=self.rule.name,
+                    metrics=summary.last_metrics,
+                )
+                started = time.monotonic()
                 try:
-                    pushed = client.push(
-                        round_number,
-                        local,
-                        samples,
-                        codec=self.codec,
-                        base=base,
-                        base_round=state.round if base else 0,
-                        feedback=self.feedback,
-                        aggregation=self.rule.name,
-                        metrics=summary.last_metrics,
+                    client.send(prepared)
+                    state = client.wait_for_round(
+                        round_number, timeout=self.settings.round_wait_seconds, resend=prepared
                     )
                 except RoundNotOpen as refusal:
                     # Too late for this round: take the newest global model and rejoin.
@@ -192,11 +197,7 @@ class FederatedLearning:
                     summary.bytes_pulled += state.received_bytes
                     continue
                 summary.rounds_trained.append(round_number)
-                summary.bytes_pushed += pushed.sent_bytes
-                started = time.monotonic()
-                state = client.wait_for_round(
-                    round_number, timeout=self.settings.round_wait_seconds
-                )
+                summary.bytes_pushed += prepared.size
                 summary.bytes_pulled += state.received_bytes
                 base = self._adopt(state, like)
                 LOG.info(
@@ -205,7 +206,7 @@ class FederatedLearning:
                     extra={
                         "global_round": state.round,
                         "participants": state.participants,
-                        "pushed_bytes": pushed.sent_bytes,
+                        "pushed_bytes": prepared.size,
                         "wait_seconds": round(time.monotonic() - started, 3),
                     },
                 )

@@ -160,7 +160,8 @@ def encode_tensors(
     """Manifest and payloads of ``tensors``; tensors the codec cannot take travel as ``none``.
 
     With ``base`` (the global model trained from), lossy-coded tensors travel as differences
-    to it; with ``feedback``, those differences carry what earlier rounds dropped.
+    to it; with ``feedback``, those differences carry what earlier rounds dropped. Without a
+    base, codecs meant for differences only (top-k) fall back to ``none``.
     """
     exact = get_codec("none")
     specs: list[TensorSpec] = []
@@ -171,6 +172,8 @@ def encode_tensors(
         chosen = codec if codec.supports(dtype) else exact
         reference = base.get(name) if base is not None and chosen.lossy else None
         delta = reference is not None and reference.shape == array.shape
+        if chosen.differences_only and not delta:
+            chosen = exact
         if delta:
             array = array - reference.astype(array.dtype, copy=False)
         if delta and feedback is not None and chosen.error_feedback:
