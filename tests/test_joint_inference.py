@@ -132,7 +132,9 @@ def test_batch_and_stream_send_only_hard_samples(cloud: BigModelService) -> None
     samples = np.array([sample(c, i % CLASSES) for i, c in enumerate(confidences)])
     with make_edge(cloud.port) as edge:
         batch = edge.inference_batch(samples)
-        stream = list(edge.inference_stream(iter(samples), batch_size=2, cloud_batch_size=2))
+        stream = list(
+            edge.inference_stream(iter(samples), batch_size=2, cloud_batch_size=2, max_in_flight=0)
+        )
         assert edge.inference_batch([]) == []
         stats = edge.stats
     for results in (batch, stream):
@@ -173,7 +175,10 @@ def test_cloud_down_mid_stream_falls_back_and_resumes_after_backoff(
 
     try:
         with make_edge(port, breaker=breaker) as edge:
-            results = list(edge.inference_stream(stream(), batch_size=1, cloud_batch_size=1))
+            # Synchronous cloud calls (max_in_flight=0) so the outage starts at a known sample.
+            results = list(
+                edge.inference_stream(stream(), batch_size=1, cloud_batch_size=1, max_in_flight=0)
+            )
             stats = edge.stats
     finally:
         for service in replacement:
@@ -193,6 +198,27 @@ def test_cloud_down_mid_stream_falls_back_and_resumes_after_backoff(
     assert stats.cloud_failures == 10
     assert breaker.state == "closed"
     assert replacement[0].samples == 5
+
+
+def test_pipelined_stream_keeps_order_and_counts(cloud: BigModelService) -> None:
+    labels = [(i * 7) % CLASSES for i in range(300)]
+    confidences = [HARD if i % 3 == 0 else EASY for i in range(300)]
+    stream = (np.array(sample(c, label)) for c, label in zip(confidences, labels, strict=True))
+    with make_edge(cloud.port) as edge:
+        results = list(
+            edge.inference_stream(stream, batch_size=8, cloud_batch_size=5, max_in_flight=2)
+        )
+        stats = edge.stats
+    assert len(results) == 300
+    for result, label, confidence in zip(results, labels, confidences, strict=True):
+        assert result.is_hard is (confidence == HARD)
+        if result.is_hard:
+            assert result.cloud_result == result.final_result == 100 + label
+        else:
+            assert int(np.argmax(result.final_result)) == label
+    assert (stats.inference_number, stats.hard_example_number) == (300, 100)
+    assert (stats.cloud_inference_number, stats.cloud_failures) == (100, 0)
+    assert cloud.samples == 100
 
 
 def test_slow_cloud_times_out_and_the_edge_answers(

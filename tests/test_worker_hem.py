@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+
 from sedna.algorithms.hard_example_mining import (
     CloudOnlyFilter,
     CrossEntropyFilter,

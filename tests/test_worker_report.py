@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from pydantic import ValidationError
+
 from sedna.common.errors import ConfigError
 from sedna.common.report import LCReporter, TaskInfo, WorkerReport
 

@@ -9,6 +9,7 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, NamedTuple
 
@@ -146,6 +147,7 @@ class JointInference:
         batch_size: int = 32,
         cloud_batch_size: int | None = None,
         post_process: Callable[[Any], Any] | None = None,
+        max_in_flight: int = 1,
         **kwargs: Any,
     ) -> Iterator[InferenceResult]:
         """Results for a stream of samples, in input order, for throughput.
@@ -153,27 +155,37 @@ class JointInference:
         Samples are predicted on the edge ``batch_size`` at a time; hard ones are queued and
         sent to the cloud ``cloud_batch_size`` (default ``batch_size``) at a time, so the cloud
         is called about once per ``cloud_batch_size`` hard samples instead of once per edge
-        batch. A result is yielded once every earlier result is final.
+        batch. Up to ``max_in_flight`` cloud requests run in the background while the edge
+        goes on with the next samples (0: wait for each). A result is yielded once every
+        earlier result is final.
         """
         if batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
         cloud_batch_size = batch_size if cloud_batch_size is None else cloud_batch_size
         if cloud_batch_size < 1:
             raise ConfigError(f"cloud_batch_size must be at least 1, got {cloud_batch_size}")
+        if max_in_flight < 0:
+            raise ConfigError(f"max_in_flight must be 0 or more, got {max_in_flight}")
+        sender = _CloudSender(self._cloud_step, max_in_flight)
         pending: deque[_Pending] = deque()
         waiting: list[_Pending] = []
-        for chunk in _chunks(samples, batch_size):
-            entries = self._edge_step(_stack(chunk), post_process, kwargs)
-            pending.extend(entries)
-            waiting.extend(entry for entry in entries if entry.result is None)
-            if len(waiting) >= cloud_batch_size:
-                self._cloud_step(waiting)
-                waiting = []
-            while pending and pending[0].result is not None:
+        try:
+            for chunk in _chunks(samples, batch_size):
+                entries = self._edge_step(_stack(chunk), post_process, kwargs)
+                pending.extend(entries)
+                waiting.extend(entry for entry in entries if entry.result is None)
+                if len(waiting) >= cloud_batch_size:
+                    sender.send(waiting)
+                    waiting = []
+                sender.collect_done()
+                while pending and pending[0].result is not None:
+                    yield pending.popleft().final()
+            sender.send(waiting)
+            sender.wait_all()
+            while pending:
                 yield pending.popleft().final()
-        self._cloud_step(waiting)
-        while pending:
-            yield pending.popleft().final()
+        finally:
+            sender.close()
 
     def _edge_step(
         self,
@@ -303,6 +315,43 @@ class JointInference:
         while not self._stop.wait(interval):
             if self._counter.snapshot()[1] != self._reported_version or self.reporter.pending:
                 self.report("running")
+
+
+class _CloudSender:
+    """Runs cloud steps synchronously, or on one background thread with a bounded queue."""
+
+    def __init__(self, step: Callable[[list[_Pending]], None], max_in_flight: int) -> None:
+        self._step = step
+        self._max_in_flight = max_in_flight
+        self._executor = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="cloud-sender")
+            if max_in_flight
+            else None
+        )
+        self._in_flight: deque[Future[None]] = deque()
+
+    def send(self, entries: list[_Pending]) -> None:
+        if not entries:
+            return
+        if self._executor is None:
+            self._step(entries)
+            return
+        self._in_flight.append(self._executor.submit(self._step, entries))
+        while len(self._in_flight) > self._max_in_flight:
+            self._in_flight.popleft().result()
+
+    def collect_done(self) -> None:
+        """Surface errors of finished steps (their results are already in the entries)."""
+        while self._in_flight and self._in_flight[0].done():
+            self._in_flight.popleft().result()
+
+    def wait_all(self) -> None:
+        while self._in_flight:
+            self._in_flight.popleft().result()
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
 
 
 class _Pending:

@@ -1,0 +1,95 @@
+"""Edge worker of the digits joint inference example.
+
+Streams the samples of ``input_url`` (JSON lines ``{"id", "x", "label"}``) through the small
+model, sends hard ones to the cloud worker, writes one JSON line per sample to
+``$OUTPUT_URL/edge_results.jsonl`` (when ``OUTPUT_URL`` is set) and exits 0 at the end.
+
+Environment: ``MODEL_URL`` (edge model pickle), ``BIG_MODEL_IP``/``BIG_MODEL_PORT`` (cloud
+worker), ``HEM_NAME``/``HEM_PARAMETERS`` (default ``CrossEntropy`` with
+``threshold_cross_entropy`` 0.6), ``input_url``, ``batch_size`` (default 32), ``OUTPUT_URL``,
+``LC_SERVER``/``WORKER_NAME`` (reports).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+from digits import read_samples
+from estimators import EdgeEstimator
+
+from sedna.common.config import BaseConfig, Context
+from sedna.core.joint_inference import InferenceResult, JointInference
+
+DEFAULT_HEM = {"method": "CrossEntropy", "param": {"threshold_cross_entropy": 0.6}}
+
+
+def main() -> int:
+    """Run the stream; returns the exit code."""
+    input_url = Context.get_parameters("input_url")
+    if not input_url:
+        print("edge_inference: set input_url to the samples file", file=sys.stderr)
+        return 2
+    batch_size = int(Context.get_parameters("batch_size", "32"))
+    hem = JointInference.get_hem_algorithm_from_config()
+    if not hem["method"]:
+        hem = {"method": DEFAULT_HEM["method"], "param": {**DEFAULT_HEM["param"], **hem["param"]}}
+
+    in_flight: deque[dict[str, Any]] = deque()
+
+    def samples() -> Iterator[np.ndarray]:
+        for record in read_samples(Path(input_url)):
+            in_flight.append(record)
+            yield record["x"]
+
+    correct = labelled = 0
+    output = _open_output()
+    with JointInference(estimator=EdgeEstimator, hard_example_mining=hem) as inference:
+        for result in inference.inference_stream(samples(), batch_size=batch_size):
+            record = in_flight.popleft()
+            prediction = int(np.argmax(result.final_result))
+            if "label" in record:
+                labelled += 1
+                correct += int(prediction == record["label"])
+            if output is not None:
+                output.write(json.dumps(_output_line(record, prediction, result)) + "\n")
+        stats = inference.stats
+    if output is not None:
+        output.close()
+    summary = (
+        f"{stats.inference_number} samples, {stats.hard_example_number} hard "
+        f"({stats.upload_cloud_ratio:.1%} sent to the cloud), "
+        f"{stats.cloud_failures} answered on the edge because the cloud failed"
+    )
+    if labelled:
+        summary += f", accuracy {correct / labelled:.4f}"
+    print(summary)
+    return 0
+
+
+def _open_output() -> IO[str] | None:
+    if not BaseConfig.output_url:
+        return None
+    directory = Path(BaseConfig.output_url)
+    directory.mkdir(parents=True, exist_ok=True)
+    return (directory / "edge_results.jsonl").open("w", encoding="utf-8")
+
+
+def _output_line(record: dict[str, Any], prediction: int, result: InferenceResult) -> dict:
+    cloud = None if result.cloud_result is None else int(np.argmax(result.cloud_result))
+    return {
+        "id": record.get("id"),
+        "prediction": prediction,
+        "is_hard": result.is_hard,
+        "edge_prediction": int(np.argmax(result.edge_result)),
+        "cloud_prediction": cloud,
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
