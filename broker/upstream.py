@@ -34,11 +34,13 @@ class UpstreamReceiver:
         apply: ApplyUpstream,
         *,
         topic_filter: str = GM_UP_SUBSCRIPTION,
+        on_malformed: Callable[[str], None] | None = None,
     ) -> None:
         self._bus = bus
         self._dedup = dedup
         self._apply = apply
         self._filter = topic_filter
+        self._on_malformed = on_malformed or (lambda _reason: None)
 
     def start(self) -> None:
         """Subscribe (before or after the bus client starts)."""
@@ -55,12 +57,14 @@ class UpstreamReceiver:
             log.error(
                 "dropping bad upstream message", extra={"topic": message.topic, "error": str(err)}
             )
+            self._on_malformed("decode")
             return
         if envelope.node != topic.node:
             log.error(
                 "dropping upstream message whose envelope names another node",
                 extra={"topic": message.topic, "node": envelope.node, "id": envelope.id},
             )
+            self._on_malformed("node-mismatch")
             return
         if self._dedup.seen_before(envelope.id):
             log.debug("duplicate upstream message", extra={"id": envelope.id, "seq": envelope.seq})
@@ -74,7 +78,10 @@ class UpstreamReceiver:
                     extra={"topic": message.topic, "id": envelope.id},
                 )
                 return
-        future = self._bus.publish_async(ack_topic(topic.node), Ack(ids=[envelope.id]))
+        try:
+            future = self._bus.publish_async(ack_topic(topic.node), Ack(ids=[envelope.id]))
+        except BusClosed:
+            return  # shutting down; the LC re-sends and the duplicate is acknowledged later
         future.add_done_callback(_warn_if_failed(envelope.id))
 
 

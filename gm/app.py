@@ -50,7 +50,12 @@ class GMApp:
             settings.lease_duration,
         )
         self.manager = GlobalManager(settings, self.api_client, self.bus, self.metrics)
-        self.receiver = UpstreamReceiver(self.bus, Dedup(self.redis), self.manager.apply_upstream)
+        self.receiver = UpstreamReceiver(
+            self.bus,
+            Dedup(self.redis),
+            self.manager.apply_upstream,
+            on_malformed=lambda reason: self.metrics.malformed.labels(source=reason).inc(),
+        )
         self.ops = OpsServer(self.metrics.registry, self.health, port=settings.http_port)
         self.lost = threading.Event()
         self._stop = threading.Event()

@@ -180,6 +180,19 @@ class GlobalManager:
         started = time.monotonic()
         try:
             self.reconcile(key)
+        except ApiException as exc:
+            # A conflict only means someone wrote first: read again and retry.
+            conflict = exc.status == 409
+            result = "conflict" if conflict else "error"
+            self.metrics.reconciles.labels(kind=kind, result=result).inc()
+            if not conflict:
+                log.error(
+                    "reconcile failed: %s %s",
+                    exc.status,
+                    exc.reason,
+                    extra={"kind": kind, "namespace": namespace, "job": name},
+                )
+            return False
         except Exception as exc:
             self.metrics.reconciles.labels(kind=kind, result="error").inc()
             log.exception(
@@ -211,7 +224,7 @@ class GlobalManager:
         except (ValidationError, LegacyConversionError) as exc:
             self._write_status(info, obj, self._pending(obj, "InvalidSpec", str(exc)))
             return
-        ports = self._ensure_ports(info, obj, resource)
+        ports, obj = self._ensure_ports(info, obj, resource)
         owner = OwnerRef(
             api_version=info.api_version,
             kind=info.kind,
@@ -293,7 +306,7 @@ class GlobalManager:
             ports = {}
         missing = [r for r in roles if r not in ports]
         if not missing:
-            return ports
+            return ports, obj
         used = set()
         for _, informer in self._kinds_informers():
             for other in informer.list():
@@ -307,11 +320,17 @@ class GlobalManager:
             ports[role] = allocate_port(used, f"{obj['metadata'].get('uid')}/{role}")
             used.add(ports[role])
         meta = obj["metadata"]
-        self._custom.patch_namespaced_custom_object(
+        patch = {
+            "metadata": {
+                "resourceVersion": meta["resourceVersion"],
+                "annotations": {PORTS_ANNOTATION: json.dumps(ports)},
+            }
+        }
+        updated = self._custom.patch_namespaced_custom_object(
             info.group, info.version, meta.get("namespace", "default"), info.plural,
-            meta["name"], {"metadata": {"annotations": {PORTS_ANNOTATION: json.dumps(ports)}}},
+            meta["name"], patch,
         )  # fmt: skip
-        return ports
+        return ports, updated
 
     def _plan_context(self, namespace: str, ports: dict[str, int], owner: OwnerRef) -> PlanContext:
         def by_name(kind: str, field: str) -> dict[str, str]:
@@ -347,7 +366,22 @@ class GlobalManager:
     # -- upstream --------------------------------------------------------------------------
 
     def apply_upstream(self, topic: UpTopic, envelope: Envelope) -> None:
-        """Apply one upstream message (called once per message id by the receiver)."""
+        """Apply one upstream message (called once per message id by the receiver).
+
+        A payload that is not a valid worker or dataset message is logged, counted and dropped
+        (acknowledged), so a bad message cannot be re-sent for ever.
+        """
+        try:
+            self._apply_upstream(topic, envelope)
+        except (ValidationError, MalformedMessage) as exc:
+            self.metrics.malformed.labels(source="payload").inc()
+            log.error(
+                "dropping an upstream message with a bad payload: %s",
+                exc,
+                extra={"node": envelope.node, "kind": topic.kind, "job": topic.name},
+            )
+
+    def _apply_upstream(self, topic: UpTopic, envelope: Envelope) -> None:
         self.metrics.upstream.labels(kind=topic.kind).inc()
         payload = envelope.payload
         if payload.get("type") == "dataset":

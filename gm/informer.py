@@ -144,6 +144,8 @@ class Informer:
                     self._stop.wait(self._retry_delay)
                 resource_version = ""
             except (HTTPError, OSError, ValueError) as exc:
+                if self._stop.is_set():
+                    return
                 log.warning("list/watch failed: %s", exc, extra={"informer": self.name})
                 self._stop.wait(self._retry_delay)
                 resource_version = ""

@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 
 from apis import crd_manifests
 from apiserver import ApiServer
-from broker.localservices import MosquittoService, RedisService
+from broker.localservices import MosquittoService, RedisService, free_port
 from gm import settings as gm_settings
 from gm.app import GMApp, api_client_for
 from lc import settings as lc_settings
@@ -118,10 +118,13 @@ class Stack:
         self.gm.start()
         for node in self.options.nodes:
             user, password = self._node_credentials(node)
+            # A stable report port: workers adopted after a restart keep their LC_SERVER.
+            remembered = previous.get("lcs", {}).get(node, {}).get("reportPort")
+            port = remembered if remembered and _port_free(remembered) else free_port()
             values = {
                 "node": node,
                 "data_dir": self.data_dir / "lc" / node,
-                "report_port": 0,
+                "report_port": port,
                 "redis_url": redis_url,
                 "mqtt_url": mqtt_url,
                 "mqtt_username": user,
@@ -192,6 +195,7 @@ class Stack:
             "lcs": {
                 node: {
                     "reportServer": lc.report_url,
+                    "reportPort": lc.reports.port,
                     "metrics": f"{lc.report_url}/metrics",
                 }
                 for node, lc in self.lcs.items()

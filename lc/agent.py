@@ -1,0 +1,302 @@
+"""The LocalController of one node: the bus on one side, workers and datasets on the other.
+
+Downstream, the node's retained topics are its whole desired state: every (re)connect delivers
+it again, so there is no resync protocol. A message carrying an older resourceVersion than one
+already seen is ignored; only an empty payload or the manifest removes something. Upstream,
+every worker phase change, worker report and dataset count goes through the Redis outbox and is
+re-sent until the GM acknowledges it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from apis.messages import DatasetMessage, WorkerMessage, WorkerOutput
+from broker import topics
+from broker.client import BusClient, BusMessage, Will
+from broker.envelope import MalformedMessage, Manifest, NodeState
+from broker.outbox import Outbox
+from broker.store import connect_redis
+from broker.urls import bus_settings_from_url
+from lc.datasets import DatasetMonitor, DatasetObservation
+from lc.errors import InvalidWorkerSpec
+from lc.metrics import LCMetrics
+from lc.report_server import ReportServer
+from lc.reports import WorkerReport
+from lc.runtime import ProcessRuntime, WorkerStatus
+from lc.settings import LCSettings
+
+log = logging.getLogger(__name__)
+
+VERSION = "0.1.0"
+
+
+def _rv(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+@dataclass
+class DesiredState:
+    """What the GM wants this node to hold, as last received."""
+
+    workers: dict[str, dict[str, Any]] = field(default_factory=dict)  # ns/name -> pod
+    resources: dict[str, dict[str, Any]] = field(default_factory=dict)  # Kind/ns/name -> obj
+    versions: dict[str, int] = field(default_factory=dict)  # topic -> newest resourceVersion
+    deleted_workers: set[str] = field(default_factory=set)  # ns/name cleared by the GM
+    manifest: Manifest | None = None
+
+
+class LocalController:
+    """Runs one node's share of every job."""
+
+    def __init__(self, settings: LCSettings) -> None:
+        self.settings = settings
+        self.node = settings.node
+        self.metrics = LCMetrics()
+        self.redis = connect_redis(settings.redis_url)
+        password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+        offline = NodeState(state="offline", version=VERSION).to_bytes()
+        self.bus = BusClient(
+            f"sedna-lc-{self.node}",
+            bus_settings_from_url(settings.mqtt_url, settings.mqtt_username, password),
+            will=Will(topic=topics.state_topic(self.node), payload=offline, retain=True),
+        )
+        self.outbox = Outbox(self.node, self.redis, self.bus)
+        self.reports = ReportServer(
+            self._on_report, port=settings.report_port, metrics=self.metrics
+        )
+        self.runtime = ProcessRuntime(
+            self.redis,
+            settings.data_dir,
+            node=self.node,
+            on_status=self._on_worker_status,
+            grace_period=settings.worker_grace_period,
+            metrics=self.metrics,
+        )
+        self.datasets = DatasetMonitor(self._on_dataset, period=settings.dataset_poll_period)
+        self.desired = DesiredState()
+        self._watched: set[str] = set()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def report_url(self) -> str:
+        """``LC_SERVER`` for this node's workers."""
+        return self.reports.url
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self, connect_timeout: float | None = 30.0) -> None:
+        """Serve reports, adopt running workers, then connect and follow the desired state."""
+        self.reports.start()
+        self.runtime.start()
+        self.datasets.start()
+        self.bus.subscribe(topics.down_filter(self.node), self._on_down)
+        self.outbox.start()
+        for target, name in ((self._sync_loop, "sync"), (self._presence_loop, "presence")):
+            thread = threading.Thread(target=target, name=f"lc-{self.node}-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        self.bus.start(wait=connect_timeout)
+        log.info("local controller started", extra={"node": self.node, "lc": self.report_url})
+
+    def stop(self) -> None:
+        """Stop following the bus; workers keep running and the next LC adopts them."""
+        self._stop.set()
+        self._wake.set()
+        try:
+            self.bus.publish(
+                topics.state_topic(self.node),
+                NodeState(state="offline", version=VERSION),
+                retain=True,
+                timeout=2,
+            )
+        except Exception as exc:  # the broker may be gone already
+            log.info("could not announce going offline: %s", exc, extra={"node": self.node})
+        self.outbox.close()
+        self.bus.close()
+        self.datasets.close()
+        self.runtime.close()
+        self.reports.close()
+        for thread in self._threads:
+            thread.join(5)
+
+    def _presence_loop(self) -> None:
+        """Announce ``online`` (retained) on every connection, since the will may have fired."""
+        while not self._stop.is_set():
+            if not self.bus.connected.wait(0.5):
+                continue
+            try:
+                self.bus.publish(
+                    topics.state_topic(self.node),
+                    NodeState(state="online", version=VERSION),
+                    retain=True,
+                )
+            except Exception as exc:
+                log.warning("could not announce presence: %s", exc, extra={"node": self.node})
+                continue
+            while self.bus.connected.is_set() and not self._stop.wait(0.2):
+                pass
+
+    # -- downstream ------------------------------------------------------------------------
+
+    def _on_down(self, message: BusMessage) -> None:
+        try:
+            topic = topics.parse_topic(message.topic)
+            body = json.loads(message.payload) if message.payload else None
+            if isinstance(topic, topics.ManifestTopic):
+                manifest = Manifest.from_bytes(message.payload) if message.payload else None
+            elif body is not None and not isinstance(body, dict):
+                raise MalformedMessage(f"{message.topic}: payload must be a JSON object")
+        except (topics.InvalidTopic, MalformedMessage, ValueError) as exc:
+            log.error("dropping bad downstream message: %s", exc, extra={"node": self.node})
+            return
+        with self._lock:
+            if isinstance(topic, topics.ManifestTopic):
+                if manifest is not None:
+                    self.desired.manifest = manifest
+            elif isinstance(topic, topics.WorkerTopic | topics.DownTopic):
+                self._record(message.topic, topic, body)
+        self._wake.set()
+
+    def _record(self, raw_topic: str, topic: Any, body: dict[str, Any] | None) -> None:
+        is_worker = isinstance(topic, topics.WorkerTopic)
+        if is_worker:
+            key, store = f"{topic.namespace}/{topic.name}", self.desired.workers
+        else:
+            key, store = f"{topic.kind}/{topic.namespace}/{topic.name}", self.desired.resources
+        if body is None:
+            store.pop(key, None)
+            self.desired.versions.pop(raw_topic, None)
+            if is_worker:
+                self.desired.deleted_workers.add(key)
+            return
+        if is_worker:
+            self.desired.deleted_workers.discard(key)
+        version = _rv(body.get("metadata", {}).get("resourceVersion"))
+        if version < self.desired.versions.get(raw_topic, 0):
+            log.info("ignoring an older version", extra={"node": self.node, "object": key})
+            return
+        self.desired.versions[raw_topic] = version
+        store[key] = body
+
+    def _sync_loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(2.0)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                self.sync()
+            except Exception:
+                log.exception("sync failed", extra={"node": self.node})
+
+    def sync(self) -> None:
+        """Make running workers and watched datasets match the desired state (idempotent)."""
+        with self._lock:
+            workers = dict(self.desired.workers)
+            resources = dict(self.desired.resources)
+            deleted = set(self.desired.deleted_workers)
+            manifest = self.desired.manifest
+        wanted_workers: set[str] | None = None
+        if manifest is not None:
+            wanted = {(i.kind, i.namespace, i.name) for i in manifest.items}
+            wanted_workers = {f"{ns}/{name}" for kind, ns, name in wanted if kind == "Pod"}
+            workers = {k: v for k, v in workers.items() if k in wanted_workers}
+            resources = {k: v for k, v in resources.items() if tuple(k.split("/", 2)) in wanted}
+        for key, pod in workers.items():
+            try:
+                self.runtime.ensure(pod, env={"LC_SERVER": self.report_url})
+            except InvalidWorkerSpec as exc:
+                log.error("cannot run worker: %s", exc, extra={"node": self.node, "worker": key})
+        # Only an empty payload or the manifest removes a worker, never a missing message.
+        for status in self.runtime.statuses():
+            key = f"{status.namespace}/{status.name}"
+            if key in deleted or (wanted_workers is not None and key not in wanted_workers):
+                log.info(
+                    "stopping a worker that is no longer wanted",
+                    extra={"node": self.node, "worker": status.name},
+                )
+                self.runtime.remove(status.name, status.namespace)
+        datasets = {
+            k.split("/", 1)[1]: v.get("spec", {})
+            for k, v in resources.items()
+            if k.startswith("Dataset/")
+        }
+        for key, spec in datasets.items():
+            self.datasets.watch(key, spec.get("url", ""), spec.get("format", ""))
+        for key in self._watched - datasets.keys():
+            self.datasets.unwatch(key)
+        self._watched = set(datasets)
+
+    # -- upstream --------------------------------------------------------------------------
+
+    def _on_worker_status(self, status: WorkerStatus) -> None:
+        owner = status.owner
+        if owner is None:
+            return
+        message = WorkerMessage(
+            worker=status.name,
+            owner_api_version=owner.api_version,
+            node=self.node,
+            phase=status.phase.value,
+            exit_code=status.exit_code,
+            restart_count=status.restarts,
+        )
+        self.outbox.put(owner.kind, status.namespace, owner.name, message.to_api())
+
+    def _on_report(self, report: WorkerReport) -> None:
+        status = self.runtime.status(report.name, report.namespace)
+        if status is not None and status.owner is not None:
+            kind, name = status.owner.kind, status.owner.name
+            api_version: str | None = status.owner.api_version
+        else:
+            kind, name, api_version = _kind_name(report.owner_kind), report.owner_name, None
+        output = WorkerOutput.model_validate(
+            {
+                "models": [m.model_dump(by_alias=True) for m in report.models] or None,
+                "taskInfo": report.task_info.model_dump(by_alias=True, exclude_none=True)
+                if report.task_info
+                else None,
+                "ownerInfo": report.owner_info,
+            }
+        )
+        message = WorkerMessage(
+            worker=report.name,
+            owner_api_version=api_version,
+            node=self.node,
+            status=report.status,
+            output=output,
+        )
+        self.outbox.put(kind, report.namespace, name, message.to_api())
+
+    def _on_dataset(self, seen: DatasetObservation) -> None:
+        if seen.number_of_samples is None:
+            return
+        namespace, name = seen.key.split("/", 1)
+        message = DatasetMessage(number_of_samples=seen.number_of_samples, message=seen.message)
+        self.outbox.put("Dataset", namespace, name, message.to_api())
+
+
+def _kind_name(owner_kind: str) -> str:
+    """A Kind from a report's ``ownerKind`` (``jointinferenceservice`` in Sedna's documents)."""
+    known = {
+        k.lower(): k
+        for k in (
+            "JointInferenceService",
+            "FederatedLearningJob",
+            "FederatedLearningTask",
+            "IncrementalLearningJob",
+            "LifelongLearningJob",
+        )
+    }
+    return known.get(owner_kind.replace("-", "").lower(), owner_kind)

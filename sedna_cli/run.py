@@ -1,0 +1,119 @@
+"""``sedna up``, ``sedna gm`` and ``sedna lc``: run the control plane, all in one or in parts."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from pathlib import Path
+
+from gm import settings as gm_settings
+from gm.app import GMApp
+from lc import settings as lc_settings
+from lc.agent import LocalController
+from sedna_cli import logs
+from sedna_cli.stack import Stack, StackOptions
+
+log = logging.getLogger("sedna")
+
+
+def _wait_for_signal() -> None:
+    """Block until SIGINT or SIGTERM."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+
+
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``up``, ``gm`` and ``lc``."""
+    up = subparsers.add_parser("up", help="run everything on this machine (Ctrl-C stops it)")
+    up.add_argument("--data-dir", type=Path, default=Path("data"), help="state directory")
+    up.add_argument(
+        "--nodes",
+        default="cloud0,edge0,edge1",
+        help="comma-separated node names; one LC each (default cloud0,edge0,edge1)",
+    )
+    up.add_argument("--api-port", type=int, default=0, help="API server port (0: any free)")
+    up.add_argument("--mqtt-url", help="use this broker instead of starting Mosquitto")
+    up.add_argument("--redis-url", help="use this Redis instead of starting one")
+    up.add_argument(
+        "--no-mqtt-auth", action="store_true", help="start Mosquitto without users and ACLs"
+    )
+    up.add_argument("--log-level", default="INFO")
+    up.set_defaults(run=run_up)
+
+    gm = subparsers.add_parser("gm", help="run the GlobalManager against a cluster and broker")
+    gm_settings.add_arguments(gm)
+    gm.add_argument("--log-level", default="INFO")
+    gm.set_defaults(run=run_gm)
+
+    lc = subparsers.add_parser("lc", help="run the LocalController of one node")
+    lc_settings.add_arguments(lc)
+    lc.add_argument("--log-level", default="INFO")
+    lc.set_defaults(run=run_lc)
+
+
+def stack_options(args: argparse.Namespace) -> StackOptions:
+    """The stack ``sedna up`` was asked for."""
+    nodes = [n.strip() for n in args.nodes.split(",") if n.strip()]
+    if not nodes:
+        raise SystemExit("sedna up: --nodes needs at least one node name")
+    return StackOptions(
+        data_dir=args.data_dir,
+        nodes=nodes,
+        api_port=args.api_port,
+        mqtt_url=args.mqtt_url,
+        redis_url=args.redis_url,
+        mqtt_auth=not args.no_mqtt_auth,
+    )
+
+
+def run_up(args: argparse.Namespace) -> int:
+    """Start everything, print where it is, stop cleanly on Ctrl-C."""
+    logs.configure(args.log_level)
+    stack = Stack(stack_options(args))
+    try:
+        stack.start()
+        print(f"sedna is up; data in {stack.data_dir}", flush=True)
+        print(f"  export KUBECONFIG={stack.kubeconfig}", flush=True)
+        print(f"  endpoints: {stack.endpoints_file}", flush=True)
+        print("  Ctrl-C stops it", flush=True)
+        _wait_for_signal()
+    finally:
+        print("stopping…", flush=True)
+        stack.stop()
+    return 0
+
+
+def run_gm(args: argparse.Namespace) -> int:
+    """Run the GM until SIGINT/SIGTERM."""
+    logs.configure(args.log_level)
+    try:
+        settings = gm_settings.from_args(args)
+    except gm_settings.InvalidSettings as exc:
+        raise SystemExit(f"sedna gm: {exc}") from None
+    app = GMApp(settings)
+    try:
+        app.start()
+        _wait_for_signal()
+    finally:
+        app.stop()
+    return 0
+
+
+def run_lc(args: argparse.Namespace) -> int:
+    """Run one node's LC until SIGINT/SIGTERM."""
+    logs.configure(args.log_level)
+    try:
+        settings = lc_settings.from_args(args)
+    except lc_settings.InvalidSettings as exc:
+        raise SystemExit(f"sedna lc: {exc}") from None
+    lc = LocalController(settings)
+    try:
+        lc.start()
+        _wait_for_signal()
+    finally:
+        lc.stop()
+    return 0

@@ -1,0 +1,120 @@
+"""Helpers for end-to-end tests: a whole ``sedna up`` stack in-process, driven with kubectl."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+
+from gm.app import api_client_for
+from sedna_cli.stack import Stack, StackOptions
+
+WORKERS = Path(__file__).parent / "workers"
+
+
+class Cluster:
+    """A running stack plus kubectl and the official client pointed at it."""
+
+    def __init__(self, stack: Stack, cache_dir: Path) -> None:
+        self.stack = stack
+        self.cache_dir = cache_dir
+        self.api = client.CustomObjectsApi(api_client_for(str(stack.kubeconfig)))
+
+    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> str:
+        """Run kubectl against the stack; returns stdout (raises with stderr on failure)."""
+        env = {**os.environ, "KUBECONFIG": str(self.stack.kubeconfig)}
+        result = subprocess.run(
+            ["kubectl", "--cache-dir", str(self.cache_dir), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr}")
+        return result.stdout + (result.stderr if not check else "")
+
+    def apply(self, manifest: dict[str, Any] | list[dict[str, Any]]) -> None:
+        """``kubectl apply -f -`` of one or more objects."""
+        items = manifest if isinstance(manifest, list) else [manifest]
+        self.kubectl("apply", "-f", "-", stdin="---\n".join(yaml.safe_dump(i) for i in items))
+
+    def get(self, plural: str, name: str, namespace: str = "default") -> dict[str, Any]:
+        """A sedna.io object as the API has it."""
+        return self.api.get_namespaced_custom_object(
+            "sedna.io", "v1alpha1", namespace, plural, name
+        )
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """A fresh stack with nodes cloud0 and edge0 (auth and ACLs on)."""
+    stack = Stack(StackOptions(data_dir=tmp_path / "sedna", nodes=["cloud0", "edge0"]))
+    stack.start()
+    try:
+        yield Cluster(stack, tmp_path / "kube-cache")
+    finally:
+        stack.stop()
+
+
+def worker_template(node: str, env: dict[str, str], script: str = "reporter.py") -> dict:
+    """A pod template running one of the test worker scripts on ``node``."""
+    return {
+        "spec": {
+            "nodeName": node,
+            "containers": [
+                {
+                    "name": "worker",
+                    "image": "python:3",
+                    "command": [sys.executable, str(WORKERS / script)],
+                    "env": [{"name": k, "value": v} for k, v in env.items()],
+                }
+            ],
+        }
+    }
+
+
+def models(namespace: str = "default") -> list[dict[str, Any]]:
+    """Two Model objects for joint inference services."""
+    return [
+        {
+            "apiVersion": "sedna.io/v1alpha1",
+            "kind": "Model",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"url": f"/models/{name}.pkl", "format": "pkl"},
+        }
+        for name in ("small-model", "big-model")
+    ]
+
+
+def joint_inference(
+    name: str, edge_env: dict[str, str], cloud_env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """A JointInferenceService whose workers are the reporter script."""
+    return {
+        "apiVersion": "sedna.io/v1alpha1",
+        "kind": "JointInferenceService",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "edgeWorker": {
+                "model": {"name": "small-model"},
+                "hardExampleMining": {
+                    "name": "IBT",
+                    "parameters": [{"key": "threshold_img", "value": "0.9"}],
+                },
+                "template": worker_template("edge0", edge_env),
+            },
+            "cloudWorker": {
+                "model": {"name": "big-model"},
+                "template": worker_template("cloud0", cloud_env or {}),
+            },
+        },
+    }
