@@ -360,3 +360,81 @@ def test_unknown_compression_is_a_config_error() -> None:
     settings = TrainerSettings(job=JOB, token=TOKEN, worker="w", agg_port=1, compression="zip")
     with pytest.raises(ConfigError, match="compression: unknown compression algorithm 'zip'"):
         FederatedLearning(StepEstimator(1.0), settings=settings)
+
+
+# -- reports to the LC -----------------------------------------------------------------------
+
+
+class _LCStandIn:
+    """A real HTTP server on loopback that records the worker reports it receives."""
+
+    def __init__(self) -> None:
+        import http.server
+        import json
+
+        reports: list[tuple[str, dict[str, Any]]] = []
+        self.reports = reports
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                reports.append((self.path, json.loads(body)))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_aggregator_reports_rounds_and_nodes_to_its_lc(
+    aggregators: list[AggregationServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    lc = _LCStandIn()
+    try:
+        monkeypatch.setenv("LC_SERVER", lc.url)
+        monkeypatch.setenv("WORKER_NAME", "fl-aggregator")
+        monkeypatch.setenv("JOB_NAME", JOB)
+        model_path = tmp_path / "final.npz"
+        aggregator = _aggregator(exit_round=2, model_path=model_path)
+        aggregators.append(aggregator)
+        monkeypatch.setenv("WORKER_NAME", "fl-trainer")
+        monkeypatch.setenv("NODE_NAME", "edge-x")
+        _run_all(
+            {
+                "a": (_trainer(aggregator, "a", StepEstimator(1.0)), 10),
+                "b": (_trainer(aggregator, "b", StepEstimator(1.0), node="edge-b"), 30),
+            }
+        )
+        assert aggregator.wait(10)
+        aggregator.stop(grace=0)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(
+            body.get("status") == "completed" and path.endswith("/fl-aggregator/info")
+            for path, body in lc.reports
+        ):
+            time.sleep(0.05)
+    finally:
+        lc.close()
+    mine = [body for path, body in lc.reports if path == "/sedna/workers/fl-aggregator/info"]
+    running = [body for body in mine if body["status"] == "running"]
+    assert running, lc.reports
+    last = running[-1]["taskInfo"]
+    assert last["currentRound"] in (1, 2) and "updateTime" in last
+    assert {node["nodeName"] for node in last["nodes"]} == {"a", "edge-b"}
+    assert last["sampleCounts"] == {"a": 10, "edge-b": 30}
+    completed = [body for body in mine if body["status"] == "completed"][-1]
+    assert completed["ownerName"] == JOB and completed["kind"] == "aggregation"
+    assert completed["taskInfo"]["currentRound"] == 2
+    assert completed["models"] == [{"format": "npz", "url": str(model_path)}]

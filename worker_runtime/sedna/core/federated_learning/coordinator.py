@@ -284,10 +284,18 @@ class RoundCoordinator:
             ]
             return self._latest_round() + 1, updates, list(self._order or [])
 
-    def reporters(self) -> dict[str, int]:
-        """Sample counts of the held updates keyed by node (else worker)."""
+    def contributors(self) -> list[dict[str, str | int]]:
+        """Who holds an update in the open round: ``nodeName``, ``worker``, ``numberOfSamples``
+        (the shape of a node in the job status)."""
         with self._condition:
-            return {h.header.reporter_name: h.header.sample_count for h in self._updates.values()}
+            return [
+                {
+                    "nodeName": held.header.reporter_name,
+                    "worker": worker,
+                    "numberOfSamples": held.header.sample_count,
+                }
+                for worker, held in sorted(self._updates.items())
+            ]
 
     def publish(self, model: GlobalModel) -> None:
         """Make ``model`` the latest global model and open the next round."""

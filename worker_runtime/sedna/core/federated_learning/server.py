@@ -261,7 +261,7 @@ class AggregationServer:
     def _aggregate_round(self) -> None:
         started = time.perf_counter()
         round_number, updates, names = self.coordinator.begin_aggregation()
-        per_node = self.coordinator.reporters()
+        nodes = [{**node, "lastRound": round_number} for node in self.coordinator.contributors()]
         previous = self.coordinator.latest
         self.rule.configure_round(
             round_number, list(previous.tensors) if previous is not None else None
@@ -306,7 +306,8 @@ class AggregationServer:
             {
                 "currentRound": round_number,
                 "participants": len(updates),
-                "sampleCounts": per_node,
+                "nodes": nodes,
+                "sampleCounts": {str(n["nodeName"]): n["numberOfSamples"] for n in nodes},
                 "totalSamples": model.total_samples,
             },
         )

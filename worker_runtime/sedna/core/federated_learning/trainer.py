@@ -13,6 +13,7 @@ import numpy as np
 from sedna.algorithms.aggregation import BaseAggregation, ProximalTerm
 from sedna.algorithms.compression import BaseCodec, CodecError, ErrorFeedback, get_codec
 from sedna.common.errors import ConfigError
+from sedna.common.estimator import resolve_estimator
 from sedna.core.federated_learning.client import AggregationClient, PulledModel, RetryPolicy
 from sedna.core.federated_learning.errors import RoundNotOpen
 from sedna.core.federated_learning.parameters import rule_from_parameters
@@ -106,13 +107,13 @@ class FederatedLearning:
 
     def __init__(
         self,
-        estimator: FederatedEstimator,
+        estimator: FederatedEstimator | type,
         aggregation: str | BaseAggregation = "FedAvg",
         *,
         settings: TrainerSettings | None = None,
         **overrides: Any,
     ) -> None:
-        self.estimator = estimator
+        self.estimator = resolve_estimator(estimator, ("train", "get_weights", "set_weights"))
         self.settings = settings or TrainerSettings.from_env(**overrides)
         self.rule = (
             aggregation

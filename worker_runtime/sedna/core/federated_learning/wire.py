@@ -94,7 +94,7 @@ class PushHeader(_WireModel):
 
     @property
     def reporter_name(self) -> str:
-        """The node when given, else the worker (keys of per-node status)."""
+        """The node when given, else the worker (names a node in the job status)."""
         return self.node or self.worker
 
 
