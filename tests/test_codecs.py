@@ -140,6 +140,15 @@ def test_topk_error_feedback_accumulates_what_was_dropped() -> None:
     np.testing.assert_allclose(total_sent + feedback.residual("w"), first + second, atol=1e-6)
 
 
+def test_error_feedback_rollback_owes_an_undelivered_update_again() -> None:
+    feedback = ErrorFeedback(get_codec("topk", ratio=0.5))
+    feedback.encode("w", np.array([4.0, 1.0], dtype=np.float32))
+    feedback.encode("w", np.array([0.0, 1.0], dtype=np.float32))
+    # Second payload: compensated [0, 2] -> sends the 2; refused, so all of [0, 2] is owed.
+    feedback.rollback()
+    np.testing.assert_array_equal(feedback.residual("w"), [0.0, 2.0])
+
+
 def test_error_feedback_keeps_tensors_apart() -> None:
     feedback = ErrorFeedback(get_codec("topk", ratio=0.5))
     feedback.encode("a", np.array([1.0, 2.0], dtype=np.float32))

@@ -17,6 +17,7 @@ class ErrorFeedback:
     def __init__(self, codec: BaseCodec) -> None:
         self.codec = codec
         self._residuals: dict[str, np.ndarray] = {}
+        self._owed: dict[str, np.ndarray] = {}
 
     def encode(self, name: str, array: np.ndarray) -> Payload:
         """The payload of ``array`` plus the residual kept for ``name``."""
@@ -28,7 +29,13 @@ class ErrorFeedback:
         payload = self.codec.encode(compensated)
         sent = self.codec.decode(payload, compensated.dtype, compensated.shape)
         self._residuals[name] = compensated - sent
+        self._owed[name] = compensated
         return payload
+
+    def rollback(self) -> None:
+        """The last encoded payloads were not delivered: owe all of them again."""
+        self._residuals.update(self._owed)
+        self._owed.clear()
 
     def residual(self, name: str) -> np.ndarray | None:
         """What is still owed for ``name`` (``None`` before its first update)."""
@@ -37,3 +44,4 @@ class ErrorFeedback:
     def reset(self) -> None:
         """Forget all residuals (e.g. when the model changes)."""
         self._residuals.clear()
+        self._owed.clear()

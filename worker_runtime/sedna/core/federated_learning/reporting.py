@@ -76,3 +76,6 @@ class RoundReporter:
             thread = self._thread
         if thread is not None:
             thread.join(timeout)
+        with self._wake:
+            self._thread = None
+            self._closed = False

@@ -176,6 +176,9 @@ class AggregationServer:
         self.serve()
         try:
             self.wait()
+            if self._error is not None:
+                # Keep answering for a while so the training workers learn why (ABORTED).
+                self._stop.wait(self.settings.exit_grace_seconds)
         finally:
             self.stop()
         if self._error is not None:

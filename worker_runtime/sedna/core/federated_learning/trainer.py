@@ -154,6 +154,15 @@ class FederatedLearning:
 
     def train(self, train_data: Any, valid_data: Any = None, **kwargs: Any) -> TrainingSummary:
         """Run federated rounds until the job ends; ``kwargs`` go to ``estimator.train``."""
+        try:
+            return self._train(train_data, valid_data, kwargs)
+        except BaseException as error:
+            self.reporter.report("failed", {"reason": str(error)})
+            raise
+        finally:
+            self.reporter.close()
+
+    def _train(self, train_data: Any, valid_data: Any, kwargs: dict[str, Any]) -> TrainingSummary:
         samples = num_samples(train_data)
         if samples <= 0:
             raise ConfigError("the training dataset is empty")
@@ -189,6 +198,8 @@ class FederatedLearning:
                     )
                 except RoundNotOpen as refusal:
                     # Too late for this round: take the newest global model and rejoin.
+                    if self.feedback is not None:
+                        self.feedback.rollback()
                     summary.refused_pushes += 1
                     LOG.info("rejoining at the current round: %s", refusal)
                     state = client.wait_for_round(
@@ -217,7 +228,6 @@ class FederatedLearning:
                 )
             summary.final_round = state.round
         self.reporter.report("completed", {"currentRound": state.round, "sampleCount": samples})
-        self.reporter.close()
         return summary
 
     def _adopt(self, state: PulledModel, like: ModelWeights) -> NamedTensors | None:
