@@ -18,7 +18,7 @@ from urllib.parse import unquote
 
 import yaml
 
-from apiserver import discovery
+from apiserver import discovery, protobuf
 from apiserver import errors as err
 from apiserver.errors import ApiError
 from apiserver.objects import (
@@ -47,6 +47,11 @@ KUBERNETES_VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.5"}
 # Paths a client may read without a token (as the real server's system:public-info-viewer).
 PUBLIC_PATHS = frozenset({"/version", "/healthz", "/livez", "/readyz"})
 JSON = "application/json"
+BODY_MEDIA_TYPES = (
+    "application/json",
+    "application/yaml",
+    protobuf.MEDIA_TYPE + " (Namespace only)",
+)
 
 
 @dataclass
@@ -354,6 +359,11 @@ class ApiApp:
         content_type = request.header("Content-Type").split(";")[0].strip().lower()
         if not request.body.strip():
             raise err.bad_request("the request body is empty")
+        if content_type == protobuf.MEDIA_TYPE:
+            try:
+                return protobuf.decode(request.body), ()
+            except protobuf.ProtobufError as exc:
+                raise err.unsupported_media_type(BODY_MEDIA_TYPES, str(exc)) from exc
         text = request.body.decode("utf-8", errors="replace")
         if "yaml" in content_type:
             try:

@@ -267,14 +267,13 @@ PATCH_MEDIA_TYPES = (
 )
 
 
-def unsupported_media_type(accepted: Sequence[str]) -> ApiError:
-    """415 with the list of patch media types the resource accepts."""
-    return ApiError(
-        415,
-        "UnsupportedMediaType",
+def unsupported_media_type(accepted: Sequence[str], why: str = "") -> ApiError:
+    """415 with the list of media types the resource accepts."""
+    message = (
         "the body of the request was in an unknown format - accepted media types include: "
-        + ", ".join(accepted),
+        + ", ".join(accepted)
     )
+    return ApiError(415, "UnsupportedMediaType", f"{message} ({why})" if why else message)
 
 
 def expired(message: str) -> ApiError:
