@@ -23,10 +23,14 @@ log = logging.getLogger(__name__)
 
 def api_client_for(kubeconfig: str | None) -> client.ApiClient:
     """An API client from a kubeconfig file, or the in-cluster service account."""
+    configuration = client.Configuration()
     if kubeconfig:
-        return config.new_client_from_config(config_file=kubeconfig)
-    config.load_incluster_config()
-    return client.ApiClient()
+        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    else:
+        config.load_incluster_config(client_configuration=configuration)
+    # Informers, reconcile threads and upstream appliers share one pool.
+    configuration.connection_pool_maxsize = 32
+    return client.ApiClient(configuration)
 
 
 class GMApp:

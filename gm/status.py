@@ -55,13 +55,18 @@ def _with_condition(
 def joint_inference_status(
     previous: Status, workers: Sequence[WorkerStatus], expected: int, timestamp: str
 ) -> Status:
-    """Pending until every worker runs, Running while they do, Failed when one has failed."""
+    """Pending until every worker runs, Running while they do, Failed when one has failed.
+
+    A worker that finished successfully (an edge stream that reached the end of its input)
+    still counts as up: the service keeps Running while the others serve.
+    """
     active = _count(workers, "Running")
     failed = _count(workers, "Failed")
+    succeeded = _count(workers, "Succeeded")
     if failed:
         names = ", ".join(w.name for w in workers if w.phase == "Failed")
         ctype, reason, message = "Failed", "WorkerFailed", f"failed workers: {names}"
-    elif active == expected and expected > 0:
+    elif active and active + succeeded == expected:
         ctype, reason, message = "Running", "WorkersRunning", f"{active} workers running"
     else:
         ctype, reason, message = "Pending", "WorkersStarting", f"{active}/{expected} running"

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from sedna_cli import crds, run
+from sedna_cli import crds, demo, run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     crds.add_parser(subparsers)
     run.add_parsers(subparsers)
+    demo.add_parser(subparsers)
     return parser
 
 

@@ -223,3 +223,10 @@ def test_aggregator_report_fills_rounds_and_nodes() -> None:
     assert (status["currentRound"], status["aggregationCount"]) == (3, 3)
     assert status["nodes"] == [{"nodeName": "edge0", "numberOfSamples": 500}]
     assert status["outputModel"] == "/out/round-3.npz"
+
+
+def test_service_keeps_running_when_its_edge_stream_finished() -> None:
+    workers = [_worker("s-edge", "Succeeded", "edge"), _worker("s-cloud", "Running", "cloud")]
+    status = rules.joint_inference_status({}, workers, 2, "t")
+    assert status["conditions"][-1]["type"] == "Running"
+    assert (status["active"], status["failed"]) == (1, 0)

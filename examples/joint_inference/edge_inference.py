@@ -6,7 +6,8 @@ model, sends hard ones to the cloud worker, writes one JSON line per sample to
 
 Environment: ``MODEL_URL`` (edge model pickle), ``BIG_MODEL_IP``/``BIG_MODEL_PORT`` (cloud
 worker), ``HEM_NAME``/``HEM_PARAMETERS`` (default ``CrossEntropy`` with
-``threshold_cross_entropy`` 0.6), ``input_url``, ``batch_size`` (default 32), ``OUTPUT_URL``,
+``threshold_cross_entropy`` 0.6), ``input_url``, ``repeat`` (passes over the input, default 1),
+``batch_size`` (default 32), ``OUTPUT_URL`` (results and ``summary.json``),
 ``LC_SERVER``/``WORKER_NAME`` (reports).
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,19 +38,24 @@ def main() -> int:
         print("edge_inference: set input_url to the samples file", file=sys.stderr)
         return 2
     batch_size = int(Context.get_parameters("batch_size", "32"))
+    repeat = int(Context.get_parameters("repeat", "1"))
     hem = JointInference.get_hem_algorithm_from_config()
     if not hem["method"]:
         hem = {"method": DEFAULT_HEM["method"], "param": {**DEFAULT_HEM["param"], **hem["param"]}}
 
     in_flight: deque[dict[str, Any]] = deque()
 
+    records = list(read_samples(Path(input_url)))
+
     def samples() -> Iterator[np.ndarray]:
-        for record in read_samples(Path(input_url)):
-            in_flight.append(record)
-            yield record["x"]
+        for _ in range(repeat):
+            for record in records:
+                in_flight.append(record)
+                yield record["x"]
 
     correct = labelled = 0
     output = _open_output()
+    started = time.perf_counter()
     with JointInference(estimator=EdgeEstimator, hard_example_mining=hem) as inference:
         for result in inference.inference_stream(samples(), batch_size=batch_size):
             record = in_flight.popleft()
@@ -59,8 +66,22 @@ def main() -> int:
             if output is not None:
                 output.write(json.dumps(_output_line(record, prediction, result)) + "\n")
         stats = inference.stats
+    elapsed = time.perf_counter() - started
     if output is not None:
         output.close()
+        summary_file = Path(BaseConfig.output_url) / "summary.json"
+        summary_file.write_text(
+            json.dumps(
+                {
+                    "samples": stats.inference_number,
+                    "hard": stats.hard_example_number,
+                    "cloudFailures": stats.cloud_failures,
+                    "accuracy": correct / labelled if labelled else None,
+                    "seconds": elapsed,
+                    "samplesPerSecond": stats.inference_number / elapsed if elapsed else None,
+                }
+            )
+        )
     summary = (
         f"{stats.inference_number} samples, {stats.hard_example_number} hard "
         f"({stats.upload_cloud_ratio:.1%} sent to the cloud), "

@@ -1,0 +1,226 @@
+"""``sedna demo``: start everything, submit real jobs with kubectl, show what they did.
+
+Stages: the stack comes up; the design documents' samples are applied and listed; the digits
+joint inference example runs three ways (edge only, cloud only, joint) through the control
+plane; a table compares them, next to the services' status as kubectl shows it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client
+
+from gm.app import api_client_for
+from sedna_cli import logs
+from sedna_cli.stack import Stack, StackOptions
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "deploy" / "samples"
+JI_EXAMPLE = ROOT / "examples" / "joint_inference"
+
+#: The three ways the digits stream is run: service name, hard example mining, parameters.
+JI_MODES: tuple[tuple[str, str, str, dict[str, str]], ...] = (
+    ("edge-only", "digits-edge-only", "EdgeOnly", {}),
+    ("cloud-only", "digits-cloud-only", "CloudOnly", {}),
+    ("joint", "digits-joint", "CrossEntropy", {"threshold_cross_entropy": "0.6"}),
+)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``demo``."""
+    parser = subparsers.add_parser("demo", help="run the joint inference demo end to end")
+    parser.add_argument("--data-dir", type=Path, default=Path("data/demo"))
+    parser.add_argument("--repeat", type=int, default=4, help="passes over the test split")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per stage")
+    parser.add_argument("--log-level", default="WARNING")
+    parser.set_defaults(run=run)
+
+
+class Demo:
+    """One demo run against a fresh stack."""
+
+    def __init__(self, stack: Stack, work: Path, timeout: float) -> None:
+        self.stack = stack
+        self.work = work
+        self.timeout = timeout
+        self.api = client.CustomObjectsApi(api_client_for(str(stack.kubeconfig)))
+
+    def kubectl(self, *args: str, stdin: str | None = None) -> str:
+        """Run kubectl against the stack and return what it printed."""
+        env = {**os.environ, "KUBECONFIG": str(self.stack.kubeconfig)}
+        result = subprocess.run(
+            ["kubectl", "--cache-dir", str(self.work / "kube-cache"), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"kubectl {' '.join(args)} failed:\n{result.stderr}")
+        return result.stdout
+
+    def wait(self, what: str, ready: Callable[[], bool], progress: Callable[[], str]) -> None:
+        """Poll ``ready`` until true, printing ``progress`` when it changes."""
+        deadline = time.monotonic() + self.timeout
+        shown = ""
+        while not ready():
+            line = progress()
+            if line != shown:
+                print(f"    {line}", flush=True)
+                shown = line
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"gave up waiting for {what} after {self.timeout:.0f}s")
+            time.sleep(0.5)
+
+    # -- stages ----------------------------------------------------------------------------
+
+    def apply_seed_samples(self) -> None:
+        """Apply every sample of the design documents unchanged and list them."""
+        print(self.kubectl("apply", "-f", str(SAMPLES)), end="")
+        print(self.kubectl("get", "datasets,models,incrementallearningjobs", "-A"), end="")
+        print(self.kubectl("get", "jointinferenceservices.neptune.io,federatedlearningtasks"))
+        print(
+            "      (the samples name images, models and nodes this machine does not have,\n"
+            "       so their jobs stay Pending; the status says what they wait for)"
+        )
+
+    def train_models(self) -> Path:
+        """Train the edge and cloud models into the work directory."""
+        models = self.work / "models"
+        subprocess.run(
+            [sys.executable, str(JI_EXAMPLE / "train_models.py"), str(models)],
+            check=True,
+            cwd=JI_EXAMPLE,
+        )
+        return models
+
+    def joint_inference_manifests(self, models: Path, repeat: int) -> list[dict[str, Any]]:
+        """The example's service YAML, pointed at the trained models, once per mode."""
+        documents = list(yaml.safe_load_all((JI_EXAMPLE / "service.yaml").read_text()))
+        model_docs = [d for d in documents if d["kind"] == "Model"]
+        for doc in model_docs:
+            role = "edge" if "edge" in doc["metadata"]["name"] else "cloud"
+            doc["spec"]["url"] = str(models / f"{role}_model.pkl")
+        service = next(d for d in documents if d["kind"] == "JointInferenceService")
+        manifests: list[dict[str, Any]] = list(model_docs)
+        for _, name, algorithm, parameters in JI_MODES:
+            svc = json.loads(json.dumps(service))
+            svc["metadata"]["name"] = name
+            svc["spec"]["edgeWorker"]["hardExampleMining"] = {
+                "name": algorithm,
+                "parameters": [{"key": k, "value": v} for k, v in parameters.items()],
+            }
+            for side in ("edgeWorker", "cloudWorker"):
+                container = svc["spec"][side]["template"]["spec"]["containers"][0]
+                container["workingDir"] = str(ROOT)
+            edge = svc["spec"]["edgeWorker"]["template"]["spec"]
+            edge["restartPolicy"] = "OnFailure"  # the edge stream ends when its input does
+            edge["containers"][0]["env"] = [
+                {"name": "input_url", "value": str(models / "test_samples.jsonl")},
+                {"name": "repeat", "value": str(repeat)},
+                {"name": "batch_size", "value": "32"},
+                {"name": "OUTPUT_URL", "value": str(self.work / "results" / name)},
+                {"name": "REPORT_INTERVAL_SECONDS", "value": "1"},
+            ]
+            manifests.append(svc)
+        return manifests
+
+    def run_joint_inference(self, models: Path, repeat: int) -> None:
+        """Apply the three services and follow them until their edge streams end."""
+        manifests = self.joint_inference_manifests(models, repeat)
+        self.kubectl("apply", "-f", "-", stdin="---\n".join(yaml.safe_dump(m) for m in manifests))
+        names = [name for _, name, _, _ in JI_MODES]
+
+        def status(name: str) -> dict[str, Any]:
+            obj = self.api.get_namespaced_custom_object(
+                "sedna.io", "v1alpha1", "default", "jointinferenceservices", name
+            )
+            return obj.get("status") or {}
+
+        def finished() -> bool:
+            return all((self.work / "results" / n / "summary.json").exists() for n in names)
+
+        def progress() -> str:
+            parts = []
+            for name in names:
+                metrics = {m["key"]: m["value"] for m in status(name).get("metrics") or []}
+                workers = {w["name"]: w.get("phase", "?") for w in status(name).get("workers", [])}
+                edge = workers.get(f"{name}-edge", "Pending")
+                parts.append(f"{name}: edge {edge}, {metrics.get('inferenceNumber', '0')} done")
+            return "; ".join(parts)
+
+        self.wait("the joint inference streams", finished, progress)
+        self.wait(
+            "the final counts in status",
+            lambda: all(
+                {m["key"]: m["value"] for m in status(n).get("metrics") or []}.get(
+                    "inferenceNumber"
+                )
+                == str(
+                    json.loads((self.work / "results" / n / "summary.json").read_text())["samples"]
+                )
+                for n in names
+            ),
+            progress,
+        )
+
+    def joint_inference_table(self) -> str:
+        """Accuracy, share sent to the cloud and samples/s of each mode."""
+        rows = [f"{'mode':<11} {'accuracy':>9} {'to cloud':>9} {'samples/s':>10} {'samples':>8}"]
+        for mode, name, _, _ in JI_MODES:
+            summary = json.loads((self.work / "results" / name / "summary.json").read_text())
+            share = summary["hard"] / summary["samples"] if summary["samples"] else 0.0
+            rows.append(
+                f"{mode:<11} {summary['accuracy']:>9.4f} {share:>9.1%} "
+                f"{summary['samplesPerSecond']:>10,.0f} {summary['samples']:>8}"
+            )
+        return "\n".join(rows)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo; exits non-zero if any stage fails."""
+    logs.configure(args.log_level)
+    data_dir = args.data_dir.resolve()
+    if data_dir.exists():
+        shutil.rmtree(data_dir)
+    work = data_dir / "work"
+    work.mkdir(parents=True)
+    stack = Stack(StackOptions(data_dir=data_dir / "sedna", nodes=["cloud0", "edge0", "edge1"]))
+    print("[1/4] starting sedna: API server, Mosquitto, Redis, GM, LCs cloud0 edge0 edge1")
+    stack.start()
+    try:
+        print(f"      KUBECONFIG={stack.kubeconfig}")
+        demo = Demo(stack, work, args.timeout)
+        print("[2/4] kubectl apply -f deploy/samples (the design documents' samples)")
+        demo.apply_seed_samples()
+        print("[3/4] training the digits models (scikit-learn's bundled digits)")
+        models = demo.train_models()
+        print("[4/4] joint inference through the control plane: edge only, cloud only, joint")
+        demo.run_joint_inference(models, args.repeat)
+        print()
+        print(f"Joint inference on the digits test split ({args.repeat} passes), three services:")
+        print(demo.joint_inference_table())
+        print()
+        print("$ kubectl get jointinferenceservices")
+        print(demo.kubectl("get", "jointinferenceservices"))
+        print("$ kubectl get jointinferenceservice digits-joint -o jsonpath='{.status.metrics}'")
+        print(
+            demo.kubectl(
+                "get", "jointinferenceservice", "digits-joint", "-o", "jsonpath={.status.metrics}"
+            )
+        )
+    finally:
+        stack.stop()
+    return 0
