@@ -40,6 +40,7 @@ from gm.plan import (
     plan_workers,
     ports_needed,
 )
+from gm.pods import PodsBackend, phases_from_pods
 from gm.reports import apply_worker_message
 from gm.settings import GMSettings
 from gm.workqueue import WorkQueue
@@ -48,6 +49,7 @@ log = logging.getLogger(__name__)
 
 PORTS_ANNOTATION = "sedna.io/ports"
 NODES = "nodes"
+PODS = "pods"
 STATUS_RETRIES = 5
 
 
@@ -84,6 +86,13 @@ class GlobalManager:
         self.informers[NODES] = Informer(
             NODES, self._core.list_node, self._on_node_event, api_client
         )
+        self._pods: PodsBackend | None = None
+        if settings.backend == "pods":
+            self._pods = PodsBackend(api_client)
+            list_pods = functools.partial(
+                self._core.list_pod_for_all_namespaces, label_selector="sedna.io/owner-name"
+            )
+            self.informers[PODS] = Informer(PODS, list_pods, self._on_pod_event, api_client)
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self.ready = threading.Event()
@@ -145,6 +154,12 @@ class GlobalManager:
 
     def _on_node_event(self, event_type: str, obj: dict[str, Any]) -> None:
         self._requeue_jobs()
+
+    def _on_pod_event(self, event_type: str, obj: dict[str, Any]) -> None:
+        for ref in obj["metadata"].get("ownerReferences") or []:
+            for kid, info in self._kinds.items():
+                if info.api_version == ref.get("apiVersion") and info.kind == ref.get("kind"):
+                    self.queue.add(f"{kid}/{obj['metadata']['namespace']}/{ref['name']}")
 
     def _requeue_jobs(self) -> None:
         if not self.ready.is_set():
@@ -212,6 +227,8 @@ class GlobalManager:
         obj = self.informers[kid].get(f"{namespace}/{name}")
         if obj is None:
             self.downstream.remove_owner(key)
+            if self._pods is not None:
+                self._pods.remove(namespace, info.kind, name)
             return
         if info.kind == "Model":
             return
@@ -245,10 +262,26 @@ class GlobalManager:
             rv = str(obj["metadata"].get("resourceVersion", ""))
             for node in sorted({w.node for w in workers}):
                 messages.append(resource_message(node, canonical))
-            if self.settings.backend == "edge-process":
+            if self._pods is None:
                 messages += [worker_message(w.node, w.pod(), rv) for w in workers]
         self.downstream.set_owner(key, messages)
-        self._write_status(info, obj, self._derived_status(info, obj, workers))
+        stored = obj
+        if self._pods is not None:
+            obj = self._with_pod_phases(obj, self._pods.sync(owner, [] if terminal else workers))
+        self._write_status(info, stored, self._derived_status(info, obj, workers))
+
+    @staticmethod
+    def _with_pod_phases(obj: dict[str, Any], pods: list[dict[str, Any]]) -> dict[str, Any]:
+        """``obj`` with ``status.workers`` updated from its worker Pods (``pods`` backend)."""
+        status = dict(obj.get("status") or {})
+        entries = {w["name"]: dict(w) for w in status.get("workers") or []}
+        for name, observed in phases_from_pods(pods).items():
+            entries[name] = {**entries.get(name, {}), **observed}
+            role = _role_of(obj["metadata"]["name"], name)
+            if role:
+                entries[name]["role"] = role
+        status["workers"] = [entries[n] for n in sorted(entries)]
+        return {**obj, "status": status}
 
     def _pending(self, obj: dict[str, Any], reason: str, message: str) -> dict[str, Any]:
         status = dict(obj.get("status") or {})

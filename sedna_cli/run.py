@@ -41,6 +41,12 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     up.add_argument(
         "--no-mqtt-auth", action="store_true", help="start Mosquitto without users and ACLs"
     )
+    up.add_argument(
+        "--backend",
+        choices=("edge-process", "pods"),
+        default="edge-process",
+        help="how workers run: LC processes (default) or Pods for a kubelet to run",
+    )
     up.add_argument("--log-level", default="INFO")
     up.set_defaults(run=run_up)
 
@@ -67,6 +73,7 @@ def stack_options(args: argparse.Namespace) -> StackOptions:
         mqtt_url=args.mqtt_url,
         redis_url=args.redis_url,
         mqtt_auth=not args.no_mqtt_auth,
+        backend=args.backend,
     )
 
 

@@ -41,6 +41,7 @@ class StackOptions(BaseModel):
     redis_url: str | None = None
     mqtt_auth: bool = True
     gm_port: int = 0
+    backend: str = "edge-process"
 
 
 def _port_free(port: int) -> bool:
@@ -108,7 +109,7 @@ class Stack:
             "mqtt_password": gm_password,
             "redis_url": redis_url,
             "http_port": self.options.gm_port,
-            "backend": "edge-process",
+            "backend": self.options.backend,
             "default_node_address": LOOPBACK,
             "token_secret": self._secret("gm-token-secret"),
             "identity": "sedna-up",

@@ -1,0 +1,109 @@
+"""The ``pods`` worker backend: workers as Pods in the cluster (KubeEdge runs them at the edge).
+
+Each worker becomes a Pod named after it, with ``nodeName`` set and an owner reference to its
+resource; a Pod whose desired spec changed is replaced. Pod phases feed the resource's status
+the way LC reports do for the ``edge-process`` backend.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from gm.plan import DesiredWorker, OwnerRef
+
+log = logging.getLogger(__name__)
+
+SPEC_HASH_ANNOTATION = "sedna.io/spec-hash"
+#: Where a worker finds its node's LC report server when the LC runs with host networking.
+DEFAULT_LC_SERVER = "http://127.0.0.1:9100"
+
+
+def owner_selector(kind: str, name: str) -> str:
+    """The label selector of an owner's worker Pods."""
+    return f"sedna.io/owner-kind={kind},sedna.io/owner-name={name}"
+
+
+def desired_pod(worker: DesiredWorker, lc_server: str = DEFAULT_LC_SERVER) -> dict[str, Any]:
+    """The Pod for ``worker``, annotated with the hash of its spec."""
+    env = {"LC_SERVER": lc_server, **worker.env}
+    pod = worker.model_copy(update={"env": env}).pod()
+    digest = hashlib.sha256(json.dumps(pod["spec"], sort_keys=True).encode()).hexdigest()[:16]
+    pod["metadata"]["annotations"] = {SPEC_HASH_ANNOTATION: digest}
+    return pod
+
+
+class PodsBackend:
+    """Creates, replaces and deletes worker Pods so they match the plan."""
+
+    def __init__(self, api_client: client.ApiClient) -> None:
+        self._core = client.CoreV1Api(api_client)
+
+    def sync(self, owner: OwnerRef, workers: list[DesiredWorker]) -> list[dict[str, Any]]:
+        """Make the owner's Pods match ``workers``; returns the Pods as they now are."""
+        existing = {
+            pod.metadata.name: pod
+            for pod in self._core.list_namespaced_pod(
+                owner.namespace, label_selector=owner_selector(owner.kind, owner.name)
+            ).items
+        }
+        wanted = {w.name: desired_pod(w) for w in workers}
+        for name, pod in existing.items():
+            want = wanted.get(name)
+            have_hash = (pod.metadata.annotations or {}).get(SPEC_HASH_ANNOTATION)
+            if want is None or want["metadata"]["annotations"][SPEC_HASH_ANNOTATION] != have_hash:
+                self._delete(owner.namespace, name)
+        result = []
+        for name, pod in wanted.items():
+            current = existing.get(name)
+            if (
+                current is not None
+                and (current.metadata.annotations or {}).get(SPEC_HASH_ANNOTATION)
+                == pod["metadata"]["annotations"][SPEC_HASH_ANNOTATION]
+            ):
+                result.append(self._core.api_client.sanitize_for_serialization(current))
+                continue
+            try:
+                created = self._core.create_namespaced_pod(owner.namespace, pod)
+            except ApiException as exc:
+                if exc.status != 409:  # 409: the old one is still going away; next round
+                    raise
+                continue
+            log.info("created worker pod", extra={"worker": name, "node": pod["spec"]["nodeName"]})
+            result.append(self._core.api_client.sanitize_for_serialization(created))
+        return result
+
+    def remove(self, namespace: str, kind: str, name: str) -> None:
+        """Delete every worker Pod of a resource (it was deleted)."""
+        for pod in self._core.list_namespaced_pod(
+            namespace, label_selector=owner_selector(kind, name)
+        ).items:
+            self._delete(namespace, pod.metadata.name)
+
+    def _delete(self, namespace: str, name: str) -> None:
+        try:
+            self._core.delete_namespaced_pod(name, namespace)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+        log.info("deleted worker pod", extra={"worker": name, "namespace": namespace})
+
+
+def phases_from_pods(pods: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Worker status entries (name -> phase, node, restarts) from Pod objects."""
+    entries = {}
+    for pod in pods:
+        status = pod.get("status") or {}
+        restarts = sum(c.get("restartCount", 0) for c in status.get("containerStatuses") or [])
+        entries[pod["metadata"]["name"]] = {
+            "name": pod["metadata"]["name"],
+            "nodeName": (pod.get("spec") or {}).get("nodeName"),
+            "phase": status.get("phase") or "Pending",
+            "restartCount": restarts,
+        }
+    return entries

@@ -1,0 +1,61 @@
+"""The ``pods`` worker backend: workers become Pods for a kubelet (KubeEdge) to run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from gm.app import api_client_for
+from sedna_cli.stack import Stack, StackOptions
+from tests.e2e import Cluster, joint_inference, models
+from tests.services import wait_for
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def pods_cluster(tmp_path: Path) -> Iterator[Cluster]:
+    stack = Stack(
+        StackOptions(data_dir=tmp_path / "sedna", nodes=["cloud0", "edge0"], backend="pods")
+    )
+    stack.start()
+    try:
+        yield Cluster(stack, tmp_path / "kube-cache")
+    finally:
+        stack.stop()
+
+
+def test_workers_become_owned_pods_whose_phases_drive_the_status(pods_cluster: Cluster) -> None:
+    core = client.CoreV1Api(api_client_for(str(pods_cluster.stack.kubeconfig)))
+    pods_cluster.apply(models())
+    pods_cluster.apply(joint_inference("svc", {"REPORTS": "0"}))
+
+    def pods() -> dict[str, client.V1Pod]:
+        listed = core.list_namespaced_pod("default", label_selector="sedna.io/owner-name=svc")
+        return {p.metadata.name: p for p in listed.items}
+
+    wait_for(lambda: set(pods()) == {"svc-edge", "svc-cloud"}, 30, "two worker pods")
+    edge = pods()["svc-edge"]
+    assert edge.spec.node_name == "edge0"
+    assert edge.metadata.owner_references[0].kind == "JointInferenceService"
+    env = {e.name: e.value for e in edge.spec.containers[0].env}
+    assert env["LC_SERVER"] == "http://127.0.0.1:9100"
+    assert env["BIG_MODEL_IP"] == "127.0.0.1"
+    # No LC ran them: the edge-process backend is off.
+    assert pods_cluster.stack.lcs["edge0"].runtime.statuses() == []
+
+    for name in ("svc-edge", "svc-cloud"):  # what a kubelet would report
+        core.patch_namespaced_pod_status(name, "default", {"status": {"phase": "Running"}})
+    wait_for(
+        lambda: (
+            (pods_cluster.get("jointinferenceservices", "svc").get("status") or {}).get("active")
+            == 2
+        ),
+        30,
+        "status counts the running pods",
+    )
+    pods_cluster.kubectl("delete", "jointinferenceservices.sedna.io", "svc")
+    wait_for(lambda: pods() == {}, 30, "pods deleted with their service")
