@@ -96,6 +96,8 @@ class GlobalManager:
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self.ready = threading.Event()
+        #: Called with (node, "online"/"offline") whenever an LC's state changes.
+        self.node_listeners: list[Callable[[str, str], None]] = []
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -494,6 +496,8 @@ class GlobalManager:
         node = topic.node
         log.info("node %s is %s", node, state.state, extra={"node": node, "state": state.state})
         self.metrics.node_online.labels(node=node).set(1 if state.state == "online" else 0)
+        for listener in self.node_listeners:
+            listener(node, state.state)
         try:
             self._record_node(node, state)
         except ApiException as exc:

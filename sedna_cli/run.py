@@ -81,6 +81,7 @@ def run_up(args: argparse.Namespace) -> int:
     """Start everything, print where it is, stop cleanly on Ctrl-C."""
     logs.configure(args.log_level)
     stack = Stack(stack_options(args))
+    stack.on_node_state = lambda node, state: print(f"node {node} is {state}", flush=True)
     try:
         stack.start()
         print(f"sedna is up; data in {stack.data_dir}", flush=True)

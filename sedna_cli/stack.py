@@ -11,6 +11,7 @@ import json
 import logging
 import secrets
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,8 @@ class Stack:
         self.redis: RedisService | None = None
         self.gm: GMApp | None = None
         self.lcs: dict[str, LocalController] = {}
+        #: Called with (node, state) on every LC state change, e.g. to print it.
+        self.on_node_state: Callable[[str, str], None] | None = None
 
     # -- start -----------------------------------------------------------------------------
 
@@ -116,6 +119,8 @@ class Stack:
             "lease_duration": 5.0,
         }
         self.gm = GMApp(gm_settings.build({k: v for k, v in gm_values.items() if v is not None}))
+        if self.on_node_state is not None:
+            self.gm.manager.node_listeners.append(self.on_node_state)
         self.gm.start()
         for node in self.options.nodes:
             user, password = self._node_credentials(node)
