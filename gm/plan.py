@@ -122,10 +122,11 @@ def _node_of(template: PodTemplateSpec, where: str) -> str:
     return node
 
 
-def _base_env(resource: Resource, worker: str) -> dict[str, str]:
+def _base_env(resource: Resource, worker: str, node: str) -> dict[str, str]:
     name = resource.metadata.name
     return {
         "NAMESPACE": resource.metadata.namespace or "default",
+        "NODE_NAME": node,
         "WORKER_NAME": worker,
         "JOB_NAME": name,
         "SERVICE_NAME": name,
@@ -154,12 +155,12 @@ def plan_joint_inference(
     port = str(_need(ctx.ports, "cloud", "port for"))
     name = svc.metadata.name
     cloud_env = {
-        **_base_env(svc, f"{name}-cloud"),
+        **_base_env(svc, f"{name}-cloud", cloud_node),
         "MODEL_URL": _need(ctx.model_urls, cloud.model.name, "model"),
         "BIG_MODEL_BIND_PORT": port,
     }
     edge_env = {
-        **_base_env(svc, f"{name}-edge"),
+        **_base_env(svc, f"{name}-edge", edge_node),
         "MODEL_URL": _need(ctx.model_urls, edge.model.name, "model"),
         "BIG_MODEL_IP": ctx.node_address(cloud_node),
         "BIG_MODEL_PORT": port,
@@ -208,7 +209,7 @@ def plan_federated_learning(
             owner=owner,
             template=_template(agg.template),
             env={
-                **_base_env(job, f"{name}-aggregation"),
+                **_base_env(job, f"{name}-aggregation", agg_node),
                 **common,
                 "AGG_BIND_PORT": port,
                 "MODEL_URL": _need(ctx.model_urls, agg.model.name, "model"),
@@ -219,16 +220,17 @@ def plan_federated_learning(
     for index, trainer in enumerate(job.spec.training_workers):
         where = f"spec.trainingWorkers[{index}]"
         worker = f"{name}-training-{index}"
+        node = _node_of(trainer.template, where)
         workers.append(
             DesiredWorker(
                 name=worker,
                 namespace=owner.namespace,
-                node=_node_of(trainer.template, where),
+                node=node,
                 role="training",
                 owner=owner,
                 template=_template(trainer.template),
                 env={
-                    **_base_env(job, worker),
+                    **_base_env(job, worker, node),
                     **common,
                     "AGG_IP": agg_address,
                     "AGG_PORT": port,
