@@ -401,8 +401,6 @@ class ObjectService:
                 meta.pop(key, None)
         meta.pop("managedFields", None)
         meta.pop("selfLink", None)
-        if _content(rt, old) != _content(rt, result):
-            meta["generation"] = int(old_meta.get("generation") or 0) + 1
         return result
 
     def _commit_update(
@@ -427,6 +425,8 @@ class ObjectService:
                 raise err.invalid_object(rt.kind, rt.group, key.name, [problem])
         if rt.prepare is not None:
             rt.prepare(new, old)
+        if _content(rt, old) != _content(rt, new):
+            meta["generation"] = int(old_meta.get("generation") or 0) + 1
         self.serve(rt, version, new)
         self._validate(rt, version, new)
         meta["resourceVersion"] = old_meta.get("resourceVersion")

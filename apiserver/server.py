@@ -14,6 +14,7 @@ from typing import IO, Any
 
 from apiserver.app import ApiApp
 from apiserver.builtins import BUILTIN_TYPES, INITIAL_NAMESPACES
+from apiserver.errors import ApiError
 from apiserver.httpd import ApiHttpServer, tls_context
 from apiserver.kubeconfig import KubeconfigSettings, write_kubeconfig
 from apiserver.objects import ObjectService
@@ -80,7 +81,10 @@ class ApiServer:
         registry = Registry(BUILTIN_TYPES)
         service = ObjectService(self._store, registry)
         service.ensure_namespaces(INITIAL_NAMESPACES)
-        service.install_crds(self._crds)
+        try:
+            service.install_crds(self._crds)
+        except ApiError as exc:
+            raise ApiServerError(f"cannot install the given CRDs: {exc.message}") from exc
         app = ApiApp(
             registry,
             service,
