@@ -27,6 +27,8 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "sedna-apiserver"
     sys_version = ""
+    # Buffered writes: headers and body leave together (see `_send`, which flushes).
+    wbufsize = 64 * 1024
     server: ApiHttpServer
 
     def setup(self) -> None:
@@ -136,6 +138,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(response.body)
+        self.wfile.flush()
 
     def _send_stream(self, response: Response) -> None:
         assert response.stream is not None
@@ -143,9 +146,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         try:
+            self.wfile.flush()
             for chunk in response.stream:
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self.wfile.flush()
             self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
         except (OSError, ssl.SSLError) as exc:
             log.debug("watch client went away: %s", exc)
             self.close_connection = True
@@ -172,6 +178,8 @@ class ApiHttpServer(ThreadingHTTPServer):
 
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, address = super().get_request()
+        # Responses are small and latency-bound: do not let Nagle hold them back.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.tls is not None:
             # The handshake happens on first read, in the connection's thread, so a slow
             # client cannot stall the accept loop.
