@@ -352,7 +352,6 @@ class ApiApp:
             dry_run=dry_run == "All",
             field_validation=validation,
             duplicate_fields=duplicates,
-            force=_bool(request.query.get("force")),
         )
 
     def _parse_body(self, request: Request, target: _Target | None) -> tuple[Any, tuple[str, ...]]:

@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from apiserver.errors import FieldError, invalid, not_supported, required
 from apiserver.jsonpath import JsonPathError, parse
@@ -168,7 +168,28 @@ def validate_crd(crd: dict[str, Any]) -> list[FieldError]:
                 parse(column.get("jsonPath") or "")
             except JsonPathError as exc:
                 errors.append(invalid(f"{column_path}.jsonPath", column.get("jsonPath"), str(exc)))
+    if not errors:
+        # Whatever passes must also convert to a served type, or storage and registry diverge.
+        try:
+            resource_type_from_crd(crd)
+        except ValidationError as exc:
+            errors.extend(_pydantic_errors(exc, "spec"))
+        except (JsonPathError, StopIteration) as exc:
+            errors.append(invalid("spec", "", str(exc) or "cannot be served"))
     return errors
+
+
+def _pydantic_errors(exc: ValidationError, prefix: str) -> list[FieldError]:
+    problems = []
+    for error in exc.errors():
+        path = prefix
+        for part in error["loc"]:
+            path = f"{path}[{part}]" if isinstance(part, int) else f"{path}.{part}"
+        if error["type"] == "missing":
+            problems.append(required(path))
+        else:
+            problems.append(invalid(path, error.get("input"), error["msg"]))
+    return problems
 
 
 def prepare_crd(crd: dict[str, Any], old: dict[str, Any] | None) -> None:

@@ -61,7 +61,6 @@ class WriteOptions:
     dry_run: bool = False
     field_validation: str = "Warn"
     duplicate_fields: tuple[str, ...] = ()
-    force: bool = False
 
 
 @dataclass
@@ -412,7 +411,8 @@ class ObjectService:
         old: dict[str, Any],
         new: dict[str, Any],
         opts: WriteOptions,
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], bool]:
+        """Validate and store an update; returns the result and whether the object is gone."""
         old_meta, meta = _meta(old), _meta(new)
         if old_meta.get("deletionTimestamp"):
             added = set(meta.get("finalizers") or []) - set(old_meta.get("finalizers") or [])
@@ -431,14 +431,15 @@ class ObjectService:
         self._validate(rt, version, new)
         meta["resourceVersion"] = old_meta.get("resourceVersion")
         if _without_rv(new) == _without_rv(self.serve(rt, version, copy.deepcopy(old))):
-            return new
+            return new, False
         if opts.dry_run:
-            return new
+            return new, False
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+            # The last finalizer is gone: the deletion completes now.
             self._remove(txn, rt, key, new, "Background")
-            return new
+            return new, True
         txn.put(key, new, old)
-        return new
+        return new, False
 
     def update(
         self,
@@ -467,9 +468,9 @@ class ObjectService:
                 rt, old, meta.get("resourceVersion"), required_rv=not rt.unconditional_update
             )
             new = self._merge_server_fields(rt, old, obj, subresource)
-            result = self._commit_update(txn, rt, version, key, old, new, opts)
+            result, removed = self._commit_update(txn, rt, version, key, old, new, opts)
         if not opts.dry_run:
-            self._after_commit(rt, result, removed=False)
+            self._after_commit(rt, result, removed=removed)
         return WriteResult(self.serve(rt, version, result), warnings=warnings)
 
     def patch_media_types(self, rt: ResourceType) -> list[str]:
@@ -501,7 +502,7 @@ class ObjectService:
                 f"json: cannot unmarshal {kind} into Go value of type map[string]interface {{}}"
             )
         key = self.key(rt, namespace, name)
-        created = False
+        created = removed = False
         with self.store.transaction() as txn:
             old = txn.get(key)
             if old is None:
@@ -524,9 +525,9 @@ class ObjectService:
                         raise err.invalid_object(rt.kind, rt.group, name, [problem])
                 self._precondition(rt, old, meta.get("resourceVersion"), required_rv=False)
                 new = self._merge_server_fields(rt, old, obj, subresource)
-                result = self._commit_update(txn, rt, version, key, old, new, opts)
+                result, removed = self._commit_update(txn, rt, version, key, old, new, opts)
         if not opts.dry_run:
-            self._after_commit(rt, result, removed=False)
+            self._after_commit(rt, result, removed=removed)
         return WriteResult(self.serve(rt, version, result), created=created, warnings=warnings)
 
     def _apply_patch(

@@ -423,3 +423,43 @@ def test_python_dash_m_apiserver_runs_and_stops_on_sigterm(tmp_path: Path) -> No
         output, _ = process.communicate(timeout=30)
     assert process.returncode == 0, output
     assert "serving at https://127.0.0.1:" in output and "stopping" in output
+
+
+def test_a_crd_held_by_a_finalizer_is_unserved_only_when_it_goes(api_server: ApiServer) -> None:
+    crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com", "finalizers": ["example.com/keep"]},
+        "spec": {
+            "group": "example.com",
+            "scope": "Cluster",
+            "names": {"kind": "Widget", "plural": "widgets"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": {"type": "object"}},
+                }
+            ],
+        },
+    }
+    assert call(api_server, "POST", crds, crd)[0] == 201
+    widget = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
+    assert call(api_server, "POST", "/apis/example.com/v1/widgets", widget)[0] == 201
+    status, _, marked = call(api_server, "DELETE", f"{crds}/widgets.example.com")
+    assert status == 200 and marked["metadata"]["deletionTimestamp"]
+    assert call(api_server, "GET", "/apis/example.com/v1/widgets/w")[0] == 200, "still served"
+
+    status, _, _ = call(
+        api_server,
+        "PATCH",
+        f"{crds}/widgets.example.com",
+        {"metadata": {"finalizers": None}},
+        content_type="application/merge-patch+json",
+    )
+    assert status == 200
+    assert call(api_server, "GET", f"{crds}/widgets.example.com")[0] == 404
+    assert call(api_server, "GET", "/apis/example.com/v1/widgets")[0] == 404
+    assert call(api_server, "GET", "/apis/example.com")[0] == 404
