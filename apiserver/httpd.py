@@ -42,6 +42,9 @@ class _Handler(BaseHTTPRequestHandler):
             log.debug("connection closed: %s", exc)
             self.close_connection = True
 
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """Requests are logged by `_serve`, with their duration."""
+
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("http: " + format, *args)
 
@@ -114,13 +117,11 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(response)
         log.debug(
-            "request",
-            extra={
-                "method": self.command,
-                "path": url.path,
-                "status": response.status,
-                "ms": round((time.monotonic() - started) * 1000, 1),
-            },
+            "%s %s -> %d in %.1f ms",
+            self.command,
+            url.path,
+            response.status,
+            (time.monotonic() - started) * 1000,
         )
 
     def _send_headers(self, response: Response) -> None:

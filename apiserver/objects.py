@@ -720,7 +720,7 @@ class ObjectService:
                 if rt is not None:
                     self._mark_deleting(txn, rt, key, current)
             else:
-                log.debug("garbage collecting dependent", extra={"key": key, "owner": owner_uid})
+                log.debug("garbage collecting %s (owner %s gone)", key, owner_uid)
                 self._remove(txn, rt, key, current, policy)
 
     def _delete_namespace(
@@ -807,10 +807,7 @@ class ObjectService:
             try:
                 self.registry.put(resource_type_from_crd(stored))
             except (ValueError, KeyError) as exc:
-                log.error(
-                    "stored CRD cannot be served",
-                    extra={"crd": _meta(stored).get("name"), "error": str(exc)},
-                )
+                log.error("stored CRD %s cannot be served: %s", _meta(stored).get("name"), exc)
 
 
 def _name_mismatch(body_name: str, url_name: str) -> ApiError:

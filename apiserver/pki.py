@@ -87,7 +87,7 @@ def _ensure_ca(directory: Path) -> tuple[x509.Certificate, ec.EllipticCurvePriva
     )
     _write_private(key_path, _key_pem(key))
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    log.info("created a CA for the API server", extra={"ca": str(cert_path)})
+    log.info("created a CA for the API server at %s", cert_path, extra={"ca": str(cert_path)})
     return cert, key
 
 

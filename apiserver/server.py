@@ -110,12 +110,11 @@ class ApiServer:
         )
         self._thread.start()
         log.info(
-            "API server serving",
-            extra={
-                "url": self.url,
-                "data_dir": str(self.data_dir),
-                "resource_version": self._store.resource_version,
-            },
+            "API server serving at %s (data in %s, resourceVersion %d)",
+            self.url,
+            self.data_dir,
+            self._store.resource_version,
+            extra={"url": self.url, "data_dir": str(self.data_dir)},
         )
 
     def stop(self) -> None:
@@ -133,7 +132,9 @@ class ApiServer:
         self._thread = None
         self._store = None
         self._release()
-        log.info("API server stopped", extra={"data_dir": str(self.data_dir)})
+        log.info(
+            "API server stopped (data in %s)", self.data_dir, extra={"data_dir": str(self.data_dir)}
+        )
 
     def _lock_data_dir(self) -> None:
         handle = open(self.data_dir / "apiserver.lock", "a+")  # noqa: SIM115 - held until stop

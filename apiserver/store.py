@@ -322,7 +322,7 @@ class Store:
             db.execute("ROLLBACK")
             raise
         self._compacted = floor
-        log.debug("watch history compacted", extra={"compacted_rv": floor})
+        log.debug("watch history compacted up to resourceVersion %d", floor)
 
     def _write(self, key: Key, obj: dict[str, Any], event: str, prev: dict[str, Any] | None) -> int:
         rv = self._next_rv()
