@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -418,3 +419,20 @@ def test_circuit_breaker_states() -> None:
         CircuitBreaker(failure_threshold=0)
     with pytest.raises(ConfigError, match="base_delay"):
         CircuitBreaker(base_delay=5, max_delay=1)
+
+
+def test_wait_for_cloud_sees_a_service_that_starts_late(cloud_model: CloudModel) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    edge = make_edge(port, timeout=0.5)
+    assert edge.wait_for_cloud(0.3) is False  # nothing listens yet
+    late = BigModelService(cloud_model, host="127.0.0.1", port=port)
+    starter = threading.Timer(0.5, lambda: late.start(block=False))
+    starter.start()
+    try:
+        assert edge.wait_for_cloud(10) is True
+    finally:
+        starter.join()
+        late.stop()
+        edge.close()

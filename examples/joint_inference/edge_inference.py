@@ -7,7 +7,8 @@ model, sends hard ones to the cloud worker, writes one JSON line per sample to
 Environment: ``MODEL_URL`` (edge model pickle), ``BIG_MODEL_IP``/``BIG_MODEL_PORT`` (cloud
 worker), ``HEM_NAME``/``HEM_PARAMETERS`` (default ``CrossEntropy`` with
 ``threshold_cross_entropy`` 0.6), ``input_url``, ``repeat`` (passes over the input, default 1),
-``batch_size`` (default 32), ``OUTPUT_URL`` (results and ``summary.json``),
+``batch_size`` (default 32), ``cloud_wait_seconds`` (how long to wait for the cloud worker
+at start, default 30), ``OUTPUT_URL`` (results and ``summary.json``),
 ``LC_SERVER``/``WORKER_NAME`` (reports).
 """
 
@@ -57,6 +58,9 @@ def main() -> int:
     output = _open_output()
     started = time.perf_counter()
     with JointInference(estimator=EdgeEstimator, hard_example_mining=hem) as inference:
+        wait = float(Context.get_parameters("cloud_wait_seconds", "30"))
+        if inference.cloud is not None and not inference.wait_for_cloud(wait):
+            print(f"cloud {inference.cloud.address} not ready after {wait:.0f}s; starting anyway")
         for result in inference.inference_stream(samples(), batch_size=batch_size):
             record = in_flight.popleft()
             prediction = int(np.argmax(result.final_result))

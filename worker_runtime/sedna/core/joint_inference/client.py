@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import threading
+import time
 from typing import Any
 
 from pydantic import ValidationError
@@ -56,6 +57,27 @@ class CloudClient:
                 f"{len(result) if isinstance(result, list) else type(result).__name__}"
             )
         return result
+
+    def ready(self) -> bool:
+        """Whether the cloud service answers ``GET /healthz`` with 200 now."""
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        try:
+            connection.request("GET", "/healthz")
+            return connection.getresponse().status == 200
+        except (OSError, http.client.HTTPException):
+            return False
+        finally:
+            connection.close()
+
+    def wait_ready(self, timeout: float, interval: float = 0.2) -> bool:
+        """Poll :meth:`ready` for up to ``timeout`` seconds; whether the cloud became ready."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.ready():
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(interval)
 
     def close(self) -> None:
         """Close the connection (a later call opens a new one)."""

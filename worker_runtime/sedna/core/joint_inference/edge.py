@@ -289,6 +289,14 @@ class JointInference:
         self.breaker.record_success()
         return True, answer
 
+    def wait_for_cloud(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the cloud service to be ready (worth it at start,
+        when edge and cloud workers start together); whether it is. Inference works either
+        way: without the cloud, hard examples are answered on the edge."""
+        if self.cloud is None:
+            return False
+        return self.cloud.wait_ready(timeout)
+
     @staticmethod
     def _cloud_client(host: str | None, port: int | None, timeout: float) -> CloudClient | None:
         if timeout <= 0:
