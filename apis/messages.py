@@ -1,8 +1,8 @@
-"""What travels upstream from workers and LCs to the GM (the payload of a bus envelope).
+"""What travels upstream from LCs to the GM (the payload of a bus envelope).
 
-Field names follow the design documents: the worker ``info`` report of seed 001 and the
-``WorkerMessage`` (``phase``, ``status``, ``output{models, taskInfo, ownerInfo}``) of seeds 000
-and 002.
+Field names follow the design documents' ``WorkerMessage`` (``phase``, ``status``,
+``output{models, taskInfo, ownerInfo}``) of seeds 000 and 002. The worker's own ``info`` report
+to its LC (seed 001) is parsed by the LC (``lc.reports``) and carried here as ``output``.
 """
 
 from __future__ import annotations
@@ -28,20 +28,6 @@ class WorkerOutput(ApiModel):
 
     models: list[OutputModel] | None = None
     task_info: dict[str, Any] | None = None
-    owner_info: dict[str, Any] | None = None
-
-
-class WorkerInfoReport(ApiModel):
-    """The body a worker posts to ``/sedna/workers/<worker>/info`` on its LC (seed 001)."""
-
-    name: str | None = None
-    namespace: str | None = None
-    owner_name: str | None = None
-    owner_kind: str | None = None
-    kind: str | None = None
-    status: str | None = None
-    task_info: dict[str, Any] | None = None
-    models: list[OutputModel] | None = None
     owner_info: dict[str, Any] | None = None
 
 
