@@ -22,6 +22,7 @@ from sedna.core.federated_learning import (
     RoundNotOpen,
     RoundStatus,
 )
+from sedna.core.federated_learning.framing import Chunk, chunk_of, deserializer, serialize
 from sedna.core.federated_learning.service import pb2, pb2_grpc
 from sedna.core.federated_learning.wire import TOKEN_METADATA_KEY
 
@@ -309,3 +310,22 @@ def test_large_model_streams_both_ways() -> None:
     received = dict(result.tensors)
     np.testing.assert_array_equal(received["big"], big)
     np.testing.assert_array_equal(received["bias"], tensors[1][1])
+
+
+@pytest.mark.parametrize("size", [0, 1, 127, 128, 16384, 1 << 20])
+def test_hand_framed_chunks_are_protobuf_wire_format(size: int) -> None:
+    data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    framed = serialize(Chunk(memoryview(data)))
+    assert framed == pb2.PushMessage(chunk=data).SerializeToString()
+    assert pb2.PullMessage.FromString(framed).chunk == data
+    parsed = deserializer(pb2.PullMessage)(framed)
+    assert isinstance(parsed, Chunk) and bytes(parsed.data) == data
+
+
+def test_framing_leaves_other_messages_to_protobuf() -> None:
+    header = pb2.PushMessage(header=pb2.PushHeader(job=JOB, round=3))
+    parsed = deserializer(pb2.PushMessage)(serialize(header))
+    assert chunk_of(parsed) is None and parsed.header.round == 3
+    # A chunk followed by another field is not a plain chunk message: protobuf parses it.
+    mixed = pb2.PushMessage(chunk=b"abc").SerializeToString() + b"\x08\x01"
+    assert chunk_of(deserializer(pb2.PushMessage)(mixed)) is not None

@@ -21,7 +21,8 @@ from sedna.core.federated_learning.errors import (
     RoundNotOpen,
     RoundTimeout,
 )
-from sedna.core.federated_learning.service import pb2, pb2_grpc
+from sedna.core.federated_learning.framing import Chunk, chunk_of, deserializer, serialize
+from sedna.core.federated_learning.service import PULL_METHOD, PUSH_METHOD, pb2
 from sedna.core.federated_learning.wire import (
     DEFAULT_CHUNK_BYTES,
     MAX_MESSAGE_BYTES,
@@ -150,7 +151,16 @@ class AggregationClient:
                 ("grpc.keepalive_timeout_ms", 10000),
             ],
         )
-        self._stub = pb2_grpc.WeightExchangeStub(self._channel)
+        self._push = self._channel.stream_unary(
+            PUSH_METHOD,
+            request_serializer=serialize,
+            response_deserializer=pb2.PushAck.FromString,
+        )
+        self._pull = self._channel.unary_stream(
+            PULL_METHOD,
+            request_serializer=pb2.PullRequest.SerializeToString,
+            response_deserializer=deserializer(pb2.PullMessage),
+        )
         self._decoders = {"none": get_codec("none")}
 
     def close(self) -> None:
@@ -225,9 +235,9 @@ class AggregationClient:
         def messages() -> Iterator[Any]:
             yield pb2.PushMessage(header=prepared.header)
             for chunk in iter_chunks(prepared.payloads, self.chunk_bytes):
-                yield pb2.PushMessage(chunk=chunk)
+                yield Chunk(chunk)
 
-        ack = self._call("push", lambda: self._stub.Push(messages(), metadata=self._metadata))
+        ack = self._call("push", lambda: self._push(messages(), metadata=self._metadata))
         return PushResult(
             round=ack.round, sent_bytes=prepared.size, updates_in_round=ack.updates_in_round
         )
@@ -249,9 +259,9 @@ class AggregationClient:
         return self._call("pull", lambda: self._receive(request))
 
     def _receive(self, request: Any) -> PulledModel:
-        stream = self._stub.Pull(request, metadata=self._metadata)
+        stream = self._pull(request, metadata=self._metadata)
         first = next(stream, None)
-        if first is None or first.WhichOneof("payload") != "header":
+        if first is None or chunk_of(first) is not None or not first.HasField("header"):
             raise FederatedError("the aggregator's answer did not start with a header")
         header = first.header
         specs = [TensorSpec.model_validate(spec_from_proto(spec)) for spec in header.tensors]
@@ -260,7 +270,10 @@ class AggregationClient:
         if specs:
             assembler = ChunkAssembler(specs)
             for message in stream:
-                assembler.add(message.chunk)
+                chunk = chunk_of(message)
+                if chunk is None:
+                    raise FederatedError("the aggregator sent a second header")
+                assembler.add(chunk)
             received = assembler.received
             arrays = decode_tensors(specs, assembler.finish(), self._decoders)
             tensors = [

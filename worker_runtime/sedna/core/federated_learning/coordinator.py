@@ -7,7 +7,6 @@ header against the current state under one lock, so a refused push never changes
 
 from __future__ import annotations
 
-import functools
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -59,13 +58,13 @@ class GlobalModel:
             for name, tensor in self.named()
         ]
 
-    @functools.cached_property
-    def payload(self) -> bytes:
-        """All tensors' little-endian bytes, concatenated in model order (built once)."""
-        return b"".join(
-            np.ascontiguousarray(tensor, dtype=tensor.dtype.newbyteorder("<")).tobytes()
-            for tensor in self.tensors
-        )
+    def payloads(self) -> list[memoryview]:
+        """Each tensor's little-endian bytes, as views (the ``none`` codec's payloads)."""
+        views = []
+        for tensor in self.tensors:
+            little = np.ascontiguousarray(tensor, dtype=tensor.dtype.newbyteorder("<"))
+            views.append(memoryview(little.reshape(-1)).cast("B"))
+        return views
 
 
 @dataclass(frozen=True)
@@ -118,7 +117,11 @@ class RoundCoordinator:
         self.codecs = dict(codecs)
         self.max_update_bytes = max_update_bytes
         self._clock = clock
-        self._condition = threading.Condition()
+        lock = threading.RLock()
+        # Two conditions on one lock: the round loop wakes on every update, pulls only when a
+        # model is published (waking every waiting pull on each update costs GIL hand-offs).
+        self._condition = threading.Condition(lock)
+        self._published = threading.Condition(lock)
         self._latest = latest
         self._layout: dict[str, Layout] | None = None
         self._order: list[str] | None = None
@@ -134,7 +137,7 @@ class RoundCoordinator:
 
     @property
     def condition(self) -> threading.Condition:
-        """Notified whenever an update arrives or the round changes."""
+        """Notified whenever an update arrives, a final pull completes or the round changes."""
         return self._condition
 
     @property
@@ -309,12 +312,14 @@ class RoundCoordinator:
             self._aggregating = False
             self._opened_at = self._clock()
             self._condition.notify_all()
+            self._published.notify_all()
 
     def fail(self, reason: str) -> None:
         """Fail the job: pushes and pulls are answered with the reason from now on."""
         with self._condition:
             self._failure = reason
             self._condition.notify_all()
+            self._published.notify_all()
 
     def wait(self, timeout: float) -> None:
         """Block until notified or ``timeout`` seconds pass (call with the condition held)."""
@@ -358,7 +363,7 @@ class RoundCoordinator:
                         update_held=held,
                     )
                 # Wake at least every second to notice a caller that went away.
-                self._condition.wait(min(remaining, 1.0))
+                self._published.wait(min(remaining, 1.0))
 
     def record_final_pull(self, worker: str) -> None:
         """Note that ``worker`` received the final model."""

@@ -24,11 +24,7 @@ from sedna.core.federated_learning.errors import JobFailed
 from sedna.core.federated_learning.parameters import rule_from_parameters
 from sedna.core.federated_learning.policy import RoundAction, RoundPolicy
 from sedna.core.federated_learning.reporting import RoundReporter
-from sedna.core.federated_learning.service import (
-    TokenInterceptor,
-    WeightExchangeService,
-    pb2_grpc,
-)
+from sedna.core.federated_learning.service import TokenInterceptor, WeightExchangeService
 from sedna.core.federated_learning.settings import AggregatorSettings
 from sedna.core.federated_learning.wire import MAX_MESSAGE_BYTES, NamedTensors
 
@@ -130,7 +126,7 @@ class AggregationServer:
             ],
         )
         service = WeightExchangeService(self.coordinator, self.codecs, self.settings.chunk_bytes)
-        pb2_grpc.add_WeightExchangeServicer_to_server(service, server)
+        server.add_generic_rpc_handlers((service.handler(),))
         address = f"{self.settings.bind_host}:{self.settings.bind_port}"
         try:
             port = server.add_insecure_port(address)

@@ -19,6 +19,7 @@ from sedna.core.federated_learning.errors import (
     NotAuthenticated,
     RoundNotOpen,
 )
+from sedna.core.federated_learning.framing import Chunk, chunk_of, deserializer, serialize
 from sedna.core.federated_learning.wire import (
     TOKEN_METADATA_KEY,
     ChunkAssembler,
@@ -107,7 +108,12 @@ def _denying(handler: grpc.RpcMethodHandler, message: str) -> grpc.RpcMethodHand
     return grpc.unary_unary_rpc_method_handler(deny, **serializers)
 
 
-class WeightExchangeService(pb2_grpc.WeightExchangeServicer):
+SERVICE_NAME = pb2.DESCRIPTOR.services_by_name["WeightExchange"].full_name
+PUSH_METHOD = f"/{SERVICE_NAME}/Push"
+PULL_METHOD = f"/{SERVICE_NAME}/Pull"
+
+
+class WeightExchangeService:
     """Push and Pull of ``federated.proto`` over a :class:`RoundCoordinator`."""
 
     def __init__(
@@ -117,19 +123,38 @@ class WeightExchangeService(pb2_grpc.WeightExchangeServicer):
         self.codecs = codecs
         self.chunk_bytes = chunk_bytes
 
+    def handler(self) -> grpc.GenericRpcHandler:
+        """The service's method handlers, chunks framed by :mod:`.framing`."""
+        return grpc.method_handlers_generic_handler(
+            SERVICE_NAME,
+            {
+                "Push": grpc.stream_unary_rpc_method_handler(
+                    self.Push,
+                    request_deserializer=deserializer(pb2.PushMessage),
+                    response_serializer=pb2.PushAck.SerializeToString,
+                ),
+                "Pull": grpc.unary_stream_rpc_method_handler(
+                    self.Pull,
+                    request_deserializer=pb2.PullRequest.FromString,
+                    response_serializer=serialize,
+                ),
+            },
+        )
+
     def Push(self, request_iterator: Iterator[Any], context: grpc.ServicerContext) -> Any:
         """Receive one update: header, checks, chunks, decode, hold."""
         with _refusals(context, "push"):
             first = next(request_iterator, None)
-            if first is None or first.WhichOneof("payload") != "header":
+            if first is None or chunk_of(first) is not None or not first.HasField("header"):
                 raise InvalidUpdate("a push must start with its header")
             header = parse_push_header(first.header)
             self.coordinator.check_header(header)
             assembler = ChunkAssembler(header.tensors)
             for message in request_iterator:
-                if message.WhichOneof("payload") != "chunk":
+                chunk = chunk_of(message)
+                if chunk is None:
                     raise InvalidUpdate("a push carries exactly one header, first")
-                assembler.add(message.chunk)
+                assembler.add(chunk)
             if not context.is_active():
                 LOG.info("push abandoned by %s", header.worker, extra={"round": header.round})
                 raise InvalidUpdate("the push was cancelled")
@@ -180,7 +205,7 @@ class WeightExchangeService(pb2_grpc.WeightExchangeServicer):
         yield pb2.PullMessage(header=header)
         if model is None:
             return
-        for chunk in iter_chunks([model.payload], self.chunk_bytes):
-            yield pb2.PullMessage(chunk=chunk)
+        for chunk in iter_chunks(model.payloads(), self.chunk_bytes):
+            yield Chunk(chunk)
         if view.exit and request.worker:
             self.coordinator.record_final_pull(request.worker)

@@ -194,9 +194,11 @@ def encode_tensors(
     return specs, payloads
 
 
-def iter_chunks(payloads: Iterable[Payload], chunk_bytes: int) -> Iterator[bytes]:
-    """The concatenation of ``payloads`` cut into chunks of ``chunk_bytes`` (last one shorter);
-    small payloads share a chunk."""
+def iter_chunks(payloads: Iterable[Payload], chunk_bytes: int) -> Iterator[bytes | memoryview]:
+    """The concatenation of ``payloads`` cut into chunks of ``chunk_bytes`` (last one shorter).
+
+    Chunks inside one payload are views of it (no copy); small payloads share a chunk.
+    """
     if chunk_bytes <= 0:
         raise ValueError(f"chunk size must be positive, got {chunk_bytes}")
     pending = bytearray()
@@ -212,7 +214,7 @@ def iter_chunks(payloads: Iterable[Payload], chunk_bytes: int) -> Iterator[bytes
             yield bytes(pending)
             pending = bytearray()
         while len(view) - offset >= chunk_bytes:
-            yield bytes(view[offset : offset + chunk_bytes])
+            yield view[offset : offset + chunk_bytes]
             offset += chunk_bytes
         pending += view[offset:]
     if pending:
@@ -228,9 +230,9 @@ class ChunkAssembler:
         self.buffer = bytearray(self.expected)
         self.received = 0
 
-    def add(self, chunk: bytes) -> None:
+    def add(self, chunk: bytes | memoryview) -> None:
         """Append ``chunk``; :class:`InvalidUpdate` when the stream outgrows the manifest."""
-        end = self.received + len(chunk)
+        end = self.received + memoryview(chunk).nbytes
         if end > self.expected:
             last = self.specs[-1].name if self.specs else "<none>"
             raise InvalidUpdate(
