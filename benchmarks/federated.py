@@ -423,7 +423,7 @@ def main() -> None:
     if not args.skip_transport:
         sizes = [4 * MB] if args.quick else [4 * MB, 100 * MB]
         rounds = {4 * MB: 4, 100 * MB: 3} if args.quick else {4 * MB: 10, 100 * MB: 4}
-        repeats = {4 * MB: 2, 100 * MB: 1} if args.quick else {4 * MB: 3, 100 * MB: 2}
+        repeats = {4 * MB: 1, 100 * MB: 1} if args.quick else {4 * MB: 3, 100 * MB: 2}
         transport(sizes, [2, 4, 8], rounds, repeats)
     rounds, epochs = (20, 2) if args.quick else (40, 2)
     splits, (x_test, y_test) = split_digits(nodes=3, alpha=0.5, seed=0)

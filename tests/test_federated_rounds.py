@@ -268,7 +268,7 @@ def _record(round_number: int) -> CheckpointRecord:
 
 
 def test_checkpoint_round_trip_keeps_the_latest_rounds(tmp_path: Path) -> None:
-    store = CheckpointStore(tmp_path, keep=2)
+    store = CheckpointStore(tmp_path, keep_models=2)
     for round_number in range(1, 5):
         tensors = [("file", np.full(3, round_number, np.float32)), ("layer/0", np.eye(2))]
         store.save(_record(round_number), tensors, {"velocity_0": np.ones(3) * round_number})
@@ -284,12 +284,20 @@ def test_checkpoint_round_trip_keeps_the_latest_rounds(tmp_path: Path) -> None:
         "checkpoint.json",
         "global_round_00003.npz",
         "global_round_00004.npz",
-        "state_round_00003.npz",
         "state_round_00004.npz",
     ]
     # The model files are plain npz.
     with np.load(tmp_path / "global_round_00004.npz") as archive:
         np.testing.assert_array_equal(archive["layer/0"], np.eye(2))
+
+
+def test_checkpoints_keep_every_rounds_model_by_default(tmp_path: Path) -> None:
+    store = CheckpointStore(tmp_path)
+    for round_number in range(1, 4):
+        store.save(_record(round_number), [("w", np.zeros(2))], {})
+    models = sorted(path.name for path in tmp_path.glob("global_round_*.npz"))
+    assert models == [f"global_round_0000{r}.npz" for r in (1, 2, 3)]
+    assert [path.name for path in tmp_path.glob("state_round_*.npz")] == ["state_round_00003.npz"]
 
 
 def test_corrupt_checkpoint_is_reported(tmp_path: Path) -> None:

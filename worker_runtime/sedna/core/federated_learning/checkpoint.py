@@ -93,13 +93,17 @@ class CheckpointRecord(BaseModel):
 
 
 class CheckpointStore:
-    """Round checkpoints of one job in ``directory``; keeps the latest ``keep`` rounds' files."""
+    """Round checkpoints of one job in ``directory``.
 
-    def __init__(self, directory: Path, keep: int = 3) -> None:
-        if keep < 1:
-            raise ValueError(f"keep must be at least 1, got {keep}")
+    Every round's global model is kept unless ``keep_models`` (> 0) limits them to the latest
+    ones; the rule's state is kept for the latest round only (it is only needed to resume).
+    """
+
+    def __init__(self, directory: Path, keep_models: int = 0) -> None:
+        if keep_models < 0:
+            raise ValueError(f"keep_models must be >= 0 (0: all), got {keep_models}")
         self.directory = Path(directory)
-        self.keep = keep
+        self.keep_models = keep_models
 
     def model_path(self, round_number: int) -> Path:
         """Where the global model of ``round_number`` is stored."""
@@ -143,12 +147,15 @@ class CheckpointStore:
         return record, tensors, state
 
     def _prune(self, latest: int) -> None:
-        for pattern in ("global_round_*.npz", "state_round_*.npz"):
+        limits = {"state_round_*.npz": 1, "global_round_*.npz": self.keep_models}
+        for pattern, keep in limits.items():
+            if keep <= 0:
+                continue
             for path in self.directory.glob(pattern):
                 try:
                     number = int(path.stem.rsplit("_", 1)[1])
                 except ValueError:
                     continue
-                if number <= latest - self.keep:
+                if number <= latest - keep:
                     with contextlib.suppress(FileNotFoundError):
                         path.unlink()

@@ -78,7 +78,7 @@ class AggregationServer:
             max_wait_seconds=settings.max_wait_seconds,
         )
         self.store = (
-            CheckpointStore(settings.checkpoint_dir)
+            CheckpointStore(settings.checkpoint_dir, settings.keep_models)
             if settings.checkpoint_dir is not None
             else None
         )

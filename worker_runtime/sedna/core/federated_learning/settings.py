@@ -46,6 +46,9 @@ class AggregatorSettings(_Settings):
         30.0, ge=0, description="parameter exit_grace_seconds: serve the final model this long"
     )
     checkpoint_dir: Path | None = Field(None, description="parameter checkpoint_dir")
+    keep_models: int = Field(
+        0, ge=0, description="parameter keep_models: rounds' models kept (0: all)"
+    )
     model_path: Path | None = Field(None, description="final model file, from MODEL_URL")
     max_update_mb: float = Field(65536.0, gt=0, description="parameter max_update_mb")
 
@@ -82,6 +85,7 @@ class AggregatorSettings(_Settings):
             "round_max_wait_seconds": Context.get_parameters("round_max_wait_seconds"),
             "exit_grace_seconds": Context.get_parameters("exit_grace_seconds"),
             "checkpoint_dir": Context.get_parameters("checkpoint_dir") or checkpoint_dir,
+            "keep_models": Context.get_parameters("keep_models"),
             "model_path": model_path,
             "max_update_mb": Context.get_parameters("max_update_mb"),
             "chunk_bytes": Context.get_parameters("chunk_bytes"),
