@@ -232,7 +232,7 @@ def test_malformed_push_is_invalid_argument(
 def test_refusals_keep_a_held_update(server: AggregationServer) -> None:
     with _client(server) as client:
         ack = client.push(1, _tensors(), 10)
-        assert ack.updates_in_round == 1
+        assert (ack.round, ack.updates_in_round, ack.participants) == (1, 1, 2)
         held = server.status()
         assert held.updates == {"w1": 10}
         with pytest.raises(InvalidUpdate):

@@ -446,3 +446,17 @@ def test_aggregator_reports_rounds_and_nodes_to_its_lc(
     assert completed["ownerName"] == JOB and completed["kind"] == "aggregation"
     assert completed["taskInfo"]["currentRound"] == 2
     assert completed["models"] == [{"format": "npz", "url": str(model_path)}]
+
+
+def test_unreachable_aggregator_is_reported_after_the_retry_budget() -> None:
+    import socket
+
+    from sedna.core.federated_learning import AggregatorUnavailable
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = TrainerSettings(job=JOB, token=TOKEN, worker="w", agg_port=port, retry_seconds=0.5)
+    trainer = FederatedLearning(StepEstimator(1.0), settings=settings)
+    with pytest.raises(AggregatorUnavailable, match=rf"127\.0\.0\.1:{port} unreachable for pull"):
+        trainer.train(list(range(3)))

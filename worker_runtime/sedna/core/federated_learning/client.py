@@ -72,6 +72,7 @@ class PushResult:
     round: int
     sent_bytes: int
     updates_in_round: int
+    participants: int
 
 
 @dataclass(frozen=True)
@@ -239,7 +240,10 @@ class AggregationClient:
 
         ack = self._call("push", lambda: self._push(messages(), metadata=self._metadata))
         return PushResult(
-            round=ack.round, sent_bytes=prepared.size, updates_in_round=ack.updates_in_round
+            round=ack.round,
+            sent_bytes=prepared.size,
+            updates_in_round=ack.updates_in_round,
+            participants=ack.participants,
         )
 
     def push(

@@ -125,7 +125,9 @@ class AggregationServer:
                 ("grpc.http2.min_ping_interval_without_data_ms", 5000),
             ],
         )
-        service = WeightExchangeService(self.coordinator, self.codecs, self.settings.chunk_bytes)
+        service = WeightExchangeService(
+            self.coordinator, self.codecs, self.settings.chunk_bytes, self.settings.participants
+        )
         server.add_generic_rpc_handlers((service.handler(),))
         address = f"{self.settings.bind_host}:{self.settings.bind_port}"
         try:

@@ -117,11 +117,16 @@ class WeightExchangeService:
     """Push and Pull of ``federated.proto`` over a :class:`RoundCoordinator`."""
 
     def __init__(
-        self, coordinator: RoundCoordinator, codecs: dict[str, BaseCodec], chunk_bytes: int
+        self,
+        coordinator: RoundCoordinator,
+        codecs: dict[str, BaseCodec],
+        chunk_bytes: int,
+        participants: int,
     ) -> None:
         self.coordinator = coordinator
         self.codecs = codecs
         self.chunk_bytes = chunk_bytes
+        self.participants = participants
 
     def handler(self) -> grpc.GenericRpcHandler:
         """The service's method handlers, chunks framed by :mod:`.framing`."""
@@ -175,6 +180,7 @@ class WeightExchangeService:
                 round=round_number,
                 received_bytes=assembler.received,
                 updates_in_round=held,
+                participants=self.participants,
             )
 
     def Pull(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
