@@ -57,6 +57,11 @@ class AggregationServer:
         reporter: LCReporter | None = None,
         **overrides: Any,
     ) -> None:
+        # Sedna's AggregationServer arguments: ``host`` is the bind address; ``ws_size`` capped
+        # its WebSocket frames, which streaming does not need.
+        if "host" in overrides:
+            overrides["bind_host"] = overrides.pop("host")
+        overrides.pop("ws_size", None)
         if settings is None:
             given = {
                 "exit_round": exit_round,
