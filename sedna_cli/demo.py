@@ -28,6 +28,8 @@ from sedna_cli.stack import Stack, StackOptions
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "deploy" / "samples"
 JI_EXAMPLE = ROOT / "examples" / "joint_inference"
+FL_EXAMPLE = ROOT / "examples" / "federated_learning"
+NODES = ["cloud0", "edge0", "edge1", "edge2"]
 
 #: The three ways the digits stream is run: service name, hard example mining, parameters.
 JI_MODES: tuple[tuple[str, str, str, dict[str, str]], ...] = (
@@ -39,7 +41,9 @@ JI_MODES: tuple[tuple[str, str, str, dict[str, str]], ...] = (
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``demo``."""
-    parser = subparsers.add_parser("demo", help="run the joint inference demo end to end")
+    parser = subparsers.add_parser(
+        "demo", help="run joint inference and federated learning end to end on this machine"
+    )
     parser.add_argument("--data-dir", type=Path, default=Path("data/demo"))
     parser.add_argument("--repeat", type=int, default=4, help="passes over the test split")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per stage")
@@ -138,43 +142,48 @@ class Demo:
         return manifests
 
     def run_joint_inference(self, models: Path, repeat: int) -> None:
-        """Apply the three services and follow them until their edge streams end."""
+        """Apply the three services one after the other (so they do not compete for the CPU)
+        and follow each until its edge stream ends and its counts reach the status."""
         manifests = self.joint_inference_manifests(models, repeat)
-        self.kubectl("apply", "-f", "-", stdin="---\n".join(yaml.safe_dump(m) for m in manifests))
-        names = [name for _, name, _, _ in JI_MODES]
+        services = {m["metadata"]["name"]: m for m in manifests if m["kind"] != "Model"}
+        model_docs = [m for m in manifests if m["kind"] == "Model"]
+        self.kubectl("apply", "-f", "-", stdin="---\n".join(yaml.safe_dump(m) for m in model_docs))
+        for mode, name, _, _ in JI_MODES:
+            print(f"    {mode}: kubectl apply jointinferenceservice {name}")
+            self.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(services[name]))
+            self._follow_service(name)
 
-        def status(name: str) -> dict[str, Any]:
-            obj = self.api.get_namespaced_custom_object(
-                "sedna.io", "v1alpha1", "default", "jointinferenceservices", name
-            )
-            return obj.get("status") or {}
+    def _service_status(self, name: str) -> dict[str, Any]:
+        obj = self.api.get_namespaced_custom_object(
+            "sedna.io", "v1alpha1", "default", "jointinferenceservices", name
+        )
+        return obj.get("status") or {}
 
-        def finished() -> bool:
-            return all((self.work / "results" / n / "summary.json").exists() for n in names)
+    def _follow_service(self, name: str) -> None:
+        summary_file = self.work / "results" / name / "summary.json"
+
+        def counted() -> str:
+            metrics = {
+                m["key"]: m["value"] for m in self._service_status(name).get("metrics") or []
+            }
+            return metrics.get("inferenceNumber", "0")
 
         def progress() -> str:
-            parts = []
-            for name in names:
-                metrics = {m["key"]: m["value"] for m in status(name).get("metrics") or []}
-                workers = {w["name"]: w.get("phase", "?") for w in status(name).get("workers", [])}
-                edge = workers.get(f"{name}-edge", "Pending")
-                parts.append(f"{name}: edge {edge}, {metrics.get('inferenceNumber', '0')} done")
-            return "; ".join(parts)
+            workers = {
+                w["name"]: w.get("phase", "?")
+                for w in self._service_status(name).get("workers", [])
+            }
+            edge = workers.get(f"{name}-edge", "Pending")
+            cloud = workers.get(f"{name}-cloud", "Pending")
+            return f"  edge worker {edge}, cloud worker {cloud}, {counted()} samples counted"
 
-        self.wait("the joint inference streams", finished, progress)
-        self.wait(
-            "the final counts in status",
-            lambda: all(
-                {m["key"]: m["value"] for m in status(n).get("metrics") or []}.get(
-                    "inferenceNumber"
-                )
-                == str(
-                    json.loads((self.work / "results" / n / "summary.json").read_text())["samples"]
-                )
-                for n in names
-            ),
-            progress,
-        )
+        def done() -> bool:
+            if not summary_file.exists():
+                return False
+            return counted() == str(json.loads(summary_file.read_text())["samples"])
+
+        self.wait(f"service {name}", done, progress)
+        print(f"      {progress().strip()}")
 
     def joint_inference_table(self) -> str:
         """Accuracy, share sent to the cloud and samples/s of each mode."""
@@ -188,6 +197,99 @@ class Demo:
             )
         return "\n".join(rows)
 
+    def run_federated_learning(self) -> dict[str, Any]:
+        """Three edges train on label-skewed splits; follow the rounds; compare the result."""
+        data, models = self.work / "fl-data", self.work / "fl-models"
+        prepared = subprocess.run(
+            [sys.executable, str(FL_EXAMPLE / "prepare_data.py"), "--out", str(data)],
+            check=True,
+            cwd=FL_EXAMPLE,
+            capture_output=True,
+            text=True,
+        )
+        print("".join(f"      {line}\n" for line in prepared.stdout.splitlines()), end="")
+        documents = list(yaml.safe_load_all((FL_EXAMPLE / "federated_job.yaml").read_text()))
+        for doc in documents:
+            if doc["kind"] == "Dataset":
+                node = doc["spec"]["nodeName"].removeprefix("edge")
+                doc["spec"]["url"] = str(data / f"node{node}" / "train.csv")
+            elif doc["kind"] == "Model":
+                doc["spec"]["url"] = str(models / "global_model.npz")
+        job = next(d for d in documents if d["kind"] == "FederatedLearningJob")
+        agg = job["spec"]["aggregationWorker"]["template"]["spec"]
+        agg["nodeName"] = "cloud0"
+        templates = [agg] + [w["template"]["spec"] for w in job["spec"]["trainingWorkers"]]
+        for spec in templates:
+            spec["containers"][0]["workingDir"] = str(FL_EXAMPLE)
+        parameters = {e["name"]: e["value"] for e in agg["containers"][0]["env"]}
+        trainer_env = job["spec"]["trainingWorkers"][0]["template"]["spec"]["containers"][0]
+        epochs = int({e["name"]: e["value"] for e in trainer_env["env"]}.get("epochs", "1"))
+        rounds = int(parameters["exit_round"])
+        self.kubectl("apply", "-f", "-", stdin="---\n".join(yaml.safe_dump(d) for d in documents))
+        name = job["metadata"]["name"]
+
+        def status() -> dict[str, Any]:
+            obj = self.api.get_namespaced_custom_object(
+                "sedna.io", "v1alpha1", "default", "federatedlearningjobs", name
+            )
+            return obj.get("status") or {}
+
+        def progress() -> str:
+            current = status()
+            nodes = ", ".join(
+                f"{n['nodeName']} {n.get('numberOfSamples', '?')} samples"
+                for n in current.get("nodes") or []
+            )
+            phase = current.get("phase", "Pending")
+            return f"{phase}: round {current.get('currentRound', 0)}/{rounds}  {nodes}".rstrip()
+
+        self.wait(
+            "the federated learning job",
+            lambda: status().get("phase") in ("Succeeded", "Failed"),
+            progress,
+        )
+        final = status()
+        if final.get("phase") != "Succeeded":
+            raise RuntimeError(f"the federated learning job ended {final.get('phase')}: {final}")
+        compared = subprocess.run(
+            [
+                sys.executable,
+                str(FL_EXAMPLE / "compare.py"),
+                "--data",
+                str(data),
+                "--model",
+                final["outputModel"],
+                "--passes",
+                str(rounds * epochs),
+            ],
+            check=True,
+            cwd=FL_EXAMPLE,
+            capture_output=True,
+            text=True,
+        )
+        result = json.loads(compared.stdout)
+        result.update(rounds=rounds, epochs=epochs, name=name)
+        return result
+
+    @staticmethod
+    def federated_table(result: dict[str, Any]) -> str:
+        """Federated accuracy next to centralized training and each node alone."""
+        central = result["centralized"]
+        rows = [
+            (
+                f"federated, FedAvg ({result['rounds']} rounds x {result['epochs']} epochs)",
+                result["federated"],
+            ),
+            ("centralized (all data in one place)", central),
+        ]
+        for node, alone in result["nodes"].items():
+            label = f"{node.replace('node', 'edge')} alone ({alone['samples']} samples)"
+            rows.append((label, alone["accuracy"]))
+        lines = [f"{'model':<44} {'accuracy':>9} {'vs centralized':>15}"]
+        for label, value in rows:
+            lines.append(f"{label:<44} {value:>9.4f} {(value - central) * 100:>+13.1f} pt")
+        return "\n".join(lines)
+
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo; exits non-zero if any stage fails."""
@@ -197,17 +299,17 @@ def run(args: argparse.Namespace) -> int:
         shutil.rmtree(data_dir)
     work = data_dir / "work"
     work.mkdir(parents=True)
-    stack = Stack(StackOptions(data_dir=data_dir / "sedna", nodes=["cloud0", "edge0", "edge1"]))
-    print("[1/4] starting sedna: API server, Mosquitto, Redis, GM, LCs cloud0 edge0 edge1")
+    stack = Stack(StackOptions(data_dir=data_dir / "sedna", nodes=NODES))
+    print(f"[1/5] starting sedna: API server, Mosquitto, Redis, GM, LCs {' '.join(NODES)}")
     stack.start()
     try:
         print(f"      KUBECONFIG={stack.kubeconfig}")
         demo = Demo(stack, work, args.timeout)
-        print("[2/4] kubectl apply -f deploy/samples (the design documents' samples)")
+        print("[2/5] kubectl apply -f deploy/samples (the design documents' samples)")
         demo.apply_seed_samples()
-        print("[3/4] training the digits models (scikit-learn's bundled digits)")
+        print("[3/5] training the digits models (scikit-learn's bundled digits)")
         models = demo.train_models()
-        print("[4/4] joint inference through the control plane: edge only, cloud only, joint")
+        print("[4/5] joint inference through the control plane: edge only, cloud only, joint")
         demo.run_joint_inference(models, args.repeat)
         print()
         print(f"Joint inference on the digits test split ({args.repeat} passes), three services:")
@@ -221,6 +323,15 @@ def run(args: argparse.Namespace) -> int:
                 "get", "jointinferenceservice", "digits-joint", "-o", "jsonpath={.status.metrics}"
             )
         )
+        print()
+        print("[5/5] federated learning: three edges with label-skewed digits, one aggregator")
+        result = demo.run_federated_learning()
+        print()
+        print("Federated learning on the digits test split")
+        print(demo.federated_table(result))
+        print()
+        print("$ kubectl get federatedlearningjobs")
+        print(demo.kubectl("get", "federatedlearningjobs"))
     finally:
         stack.stop()
     return 0
