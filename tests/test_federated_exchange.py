@@ -24,7 +24,7 @@ from sedna.core.federated_learning import (
 )
 from sedna.core.federated_learning.framing import Chunk, chunk_of, deserializer, serialize
 from sedna.core.federated_learning.service import pb2, pb2_grpc
-from sedna.core.federated_learning.wire import TOKEN_METADATA_KEY
+from sedna.core.federated_learning.wire import TOKEN_METADATA_KEY, iter_chunks
 
 TOKEN = "s3cret-token"
 JOB = "exchange-test"
@@ -329,3 +329,12 @@ def test_framing_leaves_other_messages_to_protobuf() -> None:
     # A chunk followed by another field is not a plain chunk message: protobuf parses it.
     mixed = pb2.PushMessage(chunk=b"abc").SerializeToString() + b"\x08\x01"
     assert chunk_of(deserializer(pb2.PushMessage)(mixed)) is not None
+
+
+@pytest.mark.parametrize("sizes", [[10, 3, 0, 25], [64], [1, 1, 1], [100, 28], [0]])
+def test_chunks_cover_the_payloads_exactly(sizes: list[int]) -> None:
+    payloads = [bytes([index + 1]) * size for index, size in enumerate(sizes)]
+    chunks = [bytes(chunk) for chunk in iter_chunks(payloads, 16)]
+    assert b"".join(chunks) == b"".join(payloads)
+    assert all(len(chunk) == 16 for chunk in chunks[:-1])
+    assert not chunks or 0 < len(chunks[-1]) <= 16

@@ -197,7 +197,7 @@ def encode_tensors(
 def iter_chunks(payloads: Iterable[Payload], chunk_bytes: int) -> Iterator[bytes | memoryview]:
     """The concatenation of ``payloads`` cut into chunks of ``chunk_bytes`` (last one shorter).
 
-    Chunks inside one payload are views of it (no copy); small payloads share a chunk.
+    Chunks are views (of a payload, or of a fresh buffer joining small payloads): no copy.
     """
     if chunk_bytes <= 0:
         raise ValueError(f"chunk size must be positive, got {chunk_bytes}")
@@ -211,14 +211,14 @@ def iter_chunks(payloads: Iterable[Payload], chunk_bytes: int) -> Iterator[bytes
             offset = take
             if len(pending) < chunk_bytes:
                 continue
-            yield bytes(pending)
+            yield memoryview(pending)
             pending = bytearray()
         while len(view) - offset >= chunk_bytes:
             yield view[offset : offset + chunk_bytes]
             offset += chunk_bytes
         pending += view[offset:]
     if pending:
-        yield bytes(pending)
+        yield memoryview(pending)
 
 
 class ChunkAssembler:
