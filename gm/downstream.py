@@ -37,6 +37,23 @@ class NodeMessage:
         """The JSON payload."""
         return json.dumps(self.body, separators=(",", ":"), sort_keys=True).encode()
 
+    def same_for_node(self, other: NodeMessage) -> bool:
+        """Whether ``other`` differs only in what the node does not act on.
+
+        Every status write gives the resource a new resourceVersion (and a new status); sending
+        the resource, its workers and the node's manifest again for that would cost every LC a
+        full sync per worker report.
+        """
+        return self.topic == other.topic and _node_view(self.body) == _node_view(other.body)
+
+
+def _node_view(body: Mapping[str, Any]) -> dict[str, Any]:
+    view = {k: v for k, v in body.items() if k != "status"}
+    meta = view.get("metadata")
+    if isinstance(meta, Mapping):
+        view["metadata"] = {k: v for k, v in meta.items() if k != "resourceVersion"}
+    return view
+
 
 def resource_message(node: str, obj: Mapping[str, Any]) -> NodeMessage:
     """The retained message carrying a whole resource to ``node``."""
@@ -82,11 +99,17 @@ class DownstreamPublisher:
         with self._lock:
             new = {m.topic: m for m in messages}
             old = self._by_owner.get(owner, {})
+            for topic, message in new.items():
+                previous = old.get(topic)
+                if previous is not None and previous.same_for_node(message):
+                    new[topic] = previous  # keep what the node has, resourceVersion included
             if new:
                 self._by_owner[owner] = new
             else:
                 self._by_owner.pop(owner, None)
-            touched = {m.node for m in new.values()} | {m.node for m in old.values()}
+            # Only the manifests of nodes whose share changed: building one costs O(node's size).
+            touched = {m.node for t, m in new.items() if old.get(t) is not m}
+            touched |= {m.node for t, m in old.items() if t not in new}
             for topic, message in new.items():
                 self._orphans.discard(topic)
                 self._send(topic, message.payload())
