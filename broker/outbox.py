@@ -1,9 +1,10 @@
 """The LC's upstream outbox in Redis: persist first, publish in order, re-send until acknowledged.
 
 An upstream message is written to Redis (with its per-node sequence number) before it is
-published; a sender thread publishes pending messages in sequence order and re-sends those the
-GM has not acknowledged after ``resend_after`` seconds; an `Ack` on the node's ``ack`` topic
-removes them. Pending messages survive an LC restart (the new sender publishes them at once), a
+published; a sender thread publishes pending messages in sequence order and re-sends one the
+GM has not acknowledged after ``resend_after`` seconds when it looks lost (the GM acknowledged
+nothing meanwhile, or acknowledged a later one); an `Ack` on the node's ``ack`` topic removes
+them. Pending messages survive an LC restart (the new sender publishes them at once), a
 broker crash (the broker's queue is lost, the outbox is not) and a Redis restart (append-only
 persistence; every Redis call waits for it to come back).
 """
@@ -70,6 +71,7 @@ class _Flight:
 
     entry: _Entry
     sent: float | None = None
+    order: int = 0  # when it was last published, counted in publishes
 
 
 class Outbox:
@@ -98,6 +100,9 @@ class Outbox:
         self._window_lock = threading.Lock()
         self._window: dict[str, _Flight] = {}  # insertion order == seq order
         self._loaded_seq = 0
+        self._published = 0  # publishes so far, to order them
+        self._acked_order = 0  # the latest publish the GM acknowledged
+        self._last_ack = time.monotonic()
         self._stats_lock = threading.Lock()
         self._stats = OutboxStats()
         self._wake = threading.Event()
@@ -167,7 +172,10 @@ class Outbox:
         with self._window_lock:
             was_full = len(self._window) >= self.settings.window
             for message_id in ids:
-                self._window.pop(message_id, None)
+                flight = self._window.pop(message_id, None)
+                if flight is not None:
+                    self._acked_order = max(self._acked_order, flight.order)
+                    self._last_ack = time.monotonic()
         if was_full:  # room for messages waiting behind the window
             self._wake.set()
         return removed
@@ -270,9 +278,12 @@ class Outbox:
         now = time.monotonic()
         resend_after = self.settings.resend_after
         next_due = now + self.settings.poll_interval
+        with self._window_lock:
+            stalled = now - self._last_ack >= resend_after
+            acked_order = self._acked_order
         for flight in flights:
             envelope = flight.entry.envelope
-            if flight.sent is not None and now - flight.sent < resend_after:
+            if flight.sent is not None and not self._lost(flight, now, stalled, acked_order):
                 next_due = min(next_due, flight.sent + resend_after)
                 continue
             self._count("sent")
@@ -285,5 +296,20 @@ class Outbox:
             future = self._bus.publish_async(flight.entry.topic, envelope)
             future.add_done_callback(self._on_published(flight.entry))
             flight.sent = now
+            self._published += 1
+            flight.order = self._published
             next_due = min(next_due, now + resend_after)
-        return max(0.0, next_due - time.monotonic())
+        return max(0.0, min(next_due, now + self.settings.poll_interval) - time.monotonic())
+
+    def _lost(self, flight: _Flight, now: float, stalled: bool, acked_order: int) -> bool:
+        """Whether a published message looks lost and should go out again.
+
+        Only after ``resend_after`` seconds, and only if the GM acknowledged nothing meanwhile
+        (it is away, or the broker lost the queue) or acknowledged a message published after
+        this one (the GM applies a node's messages in order, so this one went missing). A GM
+        that is merely busy working through a backlog is not flooded with copies.
+        """
+        assert flight.sent is not None
+        if now - flight.sent < self.settings.resend_after:
+            return False
+        return stalled or flight.order < acked_order

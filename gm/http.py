@@ -22,6 +22,8 @@ class OpsServer:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
+            disable_nagle_algorithm = True  # headers and body are separate writes
+
             def do_GET(self) -> None:
                 if self.path == "/metrics":
                     outer._reply(self, 200, CONTENT_TYPE_LATEST, generate_latest(registry))

@@ -110,6 +110,9 @@ def _make_handler(server: ReportServer) -> type[BaseHTTPRequestHandler]:
     class _Handler(BaseHTTPRequestHandler):
         server_version = "sedna-lc"
         protocol_version = "HTTP/1.1"
+        # Headers and body go out as separate writes: without TCP_NODELAY a keep-alive client
+        # waits for the delayed ACK (about 40 ms) on every report.
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:
             log.debug("report server: " + format, *args)

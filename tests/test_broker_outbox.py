@@ -6,6 +6,7 @@ Every test counts how often the GM applied each message: exactly once, whatever 
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,8 +32,10 @@ class Gm:
 
     applied: Counter[int] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    delay: float = 0.0  # seconds per message: a busy GM
 
     def apply(self, topic: UpTopic, envelope: Envelope) -> None:
+        time.sleep(self.delay)
         with self.lock:
             self.applied[envelope.payload["i"]] += 1
 
@@ -155,3 +158,13 @@ def test_put_waits_for_redis_to_come_back(bus: Bus) -> None:
     putter.join(10)
     assert not putter.is_alive()
     bus.assert_applied_once(range(5))
+
+
+def test_a_busy_gm_working_through_a_backlog_gets_no_copies(bus: Bus) -> None:
+    """Acks keep coming, only slowly: nothing looks lost, so nothing is re-sent."""
+    bus.gm.delay = 0.1  # 20 messages take 2 s, four times the re-send delay
+    outbox = bus.start_lc()
+    bus.start_gm()
+    bus.put(range(20))
+    bus.assert_applied_once(range(20))
+    assert outbox.stats().resent == 0
