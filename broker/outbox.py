@@ -54,6 +54,7 @@ class OutboxStats:
     resent: int = 0
     broker_acked: int = 0
     acked: int = 0
+    rounds: int = 0  # passes of the sender over its window
 
 
 class _Entry(BaseModel):
@@ -234,6 +235,7 @@ class Outbox:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            self._count("rounds")
             try:
                 delay = self._send_due()
             except Exception:  # never let one bad round kill the sender
@@ -284,7 +286,9 @@ class Outbox:
         for flight in flights:
             envelope = flight.entry.envelope
             if flight.sent is not None and not self._lost(flight, now, stalled, acked_order):
-                next_due = min(next_due, flight.sent + resend_after)
+                due = flight.sent + resend_after
+                # Overdue but not lost (the GM is busy): look again later, never spin.
+                next_due = min(next_due, due if due > now else now + self.settings.poll_interval)
                 continue
             self._count("sent")
             if flight.sent is not None:
@@ -299,7 +303,7 @@ class Outbox:
             self._published += 1
             flight.order = self._published
             next_due = min(next_due, now + resend_after)
-        return max(0.0, min(next_due, now + self.settings.poll_interval) - time.monotonic())
+        return max(0.0, next_due - time.monotonic())
 
     def _lost(self, flight: _Flight, now: float, stalled: bool, acked_order: int) -> bool:
         """Whether a published message looks lost and should go out again.

@@ -436,7 +436,8 @@ class GlobalManager:
             topic.name,
             lambda s: apply_worker_message(info.kind, s, worker, role, stamp),
         )
-        self.queue.add(f"{kind_id(info)}/{topic.namespace}/{topic.name}")
+        if worker.phase is not None:  # counts and conditions follow phases, not reports
+            self.queue.add(f"{kind_id(info)}/{topic.namespace}/{topic.name}")
 
     def _find_kind(self, kind: str, api_version: str | None) -> KindInfo:
         for info in KINDS:

@@ -165,6 +165,10 @@ def test_a_busy_gm_working_through_a_backlog_gets_no_copies(bus: Bus) -> None:
     bus.gm.delay = 0.1  # 20 messages take 2 s, four times the re-send delay
     outbox = bus.start_lc()
     bus.start_gm()
+    started = time.monotonic()
     bus.put(range(20))
     bus.assert_applied_once(range(20))
     assert outbox.stats().resent == 0
+    # Waiting for the GM must not spin: about one pass per ack or per poll interval.
+    polls = (time.monotonic() - started) / FAST.poll_interval
+    assert outbox.stats().rounds < 20 + 2 * polls + 10
