@@ -135,7 +135,7 @@ def test_job_runs_on_the_named_nodes_to_succeeded_with_status(
     fl_cluster.apply(_job(digits_data, models, rounds=3))
     wait_for(lambda: _status(fl_cluster).get("phase") == "Succeeded", 180, "the job to succeed")
     status = _status(fl_cluster)
-    assert status["currentRound"] == 3
+    assert status["currentRound"] == status["aggregationCount"] == 3
     assert status["completionTime"]
     assert status["conditions"][-1]["type"] == "Complete"
     assert {n["nodeName"] for n in status["nodes"]} == set(EDGES)

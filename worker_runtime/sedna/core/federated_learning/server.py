@@ -311,6 +311,8 @@ class AggregationServer:
             "running",
             {
                 "currentRound": round_number,
+                # One aggregation closes each round, checkpoints carry them across restarts.
+                "aggregationCount": round_number,
                 "participants": len(updates),
                 "nodes": nodes,
                 "sampleCounts": {str(n["nodeName"]): n["numberOfSamples"] for n in nodes},
@@ -328,7 +330,11 @@ class AggregationServer:
             models.append(ReportedModel(format="npz", url=str(self.settings.model_path)))
         self.reporter.report(
             "completed",
-            {"currentRound": final.round, "totalSamples": final.total_samples},
+            {
+                "currentRound": final.round,
+                "aggregationCount": final.round,
+                "totalSamples": final.total_samples,
+            },
             models=models,
         )
         LOG.info("federated job finished", extra={"round": final.round})
