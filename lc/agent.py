@@ -109,10 +109,15 @@ class LocalController:
         self.bus.start(wait=connect_timeout)
         log.info("local controller started", extra={"node": self.node, "lc": self.report_url})
 
-    def stop(self) -> None:
-        """Stop following the bus; workers keep running and the next LC adopts them."""
+    def stop(self, stop_workers: bool = False) -> None:
+        """Stop following the bus. Workers keep running for the next LC to adopt, unless
+        ``stop_workers`` (the whole node goes down, as when ``sedna up`` stops)."""
         self._stop.set()
         self._wake.set()
+        for thread in self._threads:  # no sync may start a worker from here on
+            thread.join(5)
+        if stop_workers:
+            self.runtime.remove_all()
         try:
             self.bus.publish(
                 topics.state_topic(self.node),
@@ -127,8 +132,6 @@ class LocalController:
         self.datasets.close()
         self.runtime.close()
         self.reports.close()
-        for thread in self._threads:
-            thread.join(5)
 
     def _presence_loop(self) -> None:
         """Announce ``online`` (retained) on every connection, since the will may have fired."""

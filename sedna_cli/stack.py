@@ -221,10 +221,13 @@ class Stack:
     # -- stop ------------------------------------------------------------------------------
 
     def stop(self) -> None:
-        """Stop everything, LCs first (their workers keep running until the next start)."""
+        """Stop everything: each LC with its workers first, then the GM and the services.
+
+        The jobs stay in the API: the next start on the same data directory runs them again.
+        """
         for node, lc in self.lcs.items():
             try:
-                lc.stop()
+                lc.stop(stop_workers=True)
             except Exception:
                 log.exception("stopping LC failed", extra={"node": node})
         self.lcs.clear()

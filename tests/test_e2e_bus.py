@@ -223,3 +223,25 @@ def test_malformed_upstream_payloads_are_counted_dropped_and_harmless(cluster: C
         30,
         "the GM still reconciles",
     )
+
+
+def test_stopping_the_stack_stops_its_workers(cluster: Cluster) -> None:
+    cluster.apply(models())
+    cluster.apply(joint_inference("short-lived", {"REPORTS": "0"}))
+    wait_for(
+        lambda: (
+            (cluster.get("jointinferenceservices", "short-lived").get("status") or {}).get("active")
+            == 2
+        ),
+        30,
+        "both workers running",
+    )
+    pids = [
+        status.pid
+        for lc in cluster.stack.lcs.values()
+        for status in lc.runtime.statuses()
+        if status.pid
+    ]
+    assert len(pids) == 2
+    cluster.stack.stop()
+    wait_for(lambda: not any(_pid_alive(pid) for pid in pids), 10, "workers stopped")
