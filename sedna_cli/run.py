@@ -6,7 +6,9 @@ import argparse
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 from gm import settings as gm_settings
 from gm.app import GMApp
@@ -95,33 +97,32 @@ def run_up(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Component(Protocol):
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+def _serve(name: str, build: Callable[[], _Component]) -> int:
+    """Build a component from validated settings, run it until SIGINT/SIGTERM, stop it."""
+    try:
+        component = build()
+    except (gm_settings.InvalidSettings, lc_settings.InvalidSettings) as exc:
+        raise SystemExit(f"sedna {name}: {exc}") from None
+    try:
+        component.start()
+        _wait_for_signal()
+    finally:
+        component.stop()
+    return 0
+
+
 def run_gm(args: argparse.Namespace) -> int:
     """Run the GM until SIGINT/SIGTERM."""
     logs.configure(args.log_level)
-    try:
-        settings = gm_settings.from_args(args)
-    except gm_settings.InvalidSettings as exc:
-        raise SystemExit(f"sedna gm: {exc}") from None
-    app = GMApp(settings)
-    try:
-        app.start()
-        _wait_for_signal()
-    finally:
-        app.stop()
-    return 0
+    return _serve("gm", lambda: GMApp(gm_settings.from_args(args)))
 
 
 def run_lc(args: argparse.Namespace) -> int:
-    """Run one node's LC until SIGINT/SIGTERM."""
+    """Run one node's LC until SIGINT/SIGTERM (its workers keep running for the next LC)."""
     logs.configure(args.log_level)
-    try:
-        settings = lc_settings.from_args(args)
-    except lc_settings.InvalidSettings as exc:
-        raise SystemExit(f"sedna lc: {exc}") from None
-    lc = LocalController(settings)
-    try:
-        lc.start()
-        _wait_for_signal()
-    finally:
-        lc.stop()
-    return 0
+    return _serve("lc", lambda: LocalController(lc_settings.from_args(args)))

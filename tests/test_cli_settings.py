@@ -1,0 +1,52 @@
+"""``sedna gm`` and ``sedna lc`` refuse bad settings at start-up, naming flag and variable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from gm import settings as gm_settings
+from sedna_cli.main import build_parser
+
+
+def _sedna(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sedna_cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_gm_refuses_a_bad_port_naming_flag_and_variable() -> None:
+    result = _sedna("gm", "--http-port", "99999")
+    assert result.returncode != 0
+    assert "--http-port (or SEDNA_GM_PORT)" in result.stderr
+    assert "99999" in result.stderr
+
+
+def test_gm_refuses_an_unknown_backend_from_the_environment() -> None:
+    result = _sedna("gm", env={"SEDNA_GM_BACKEND": "docker"})
+    assert result.returncode != 0
+    assert "--backend (or SEDNA_GM_BACKEND)" in result.stderr
+
+
+def test_lc_needs_a_dns_1123_node_name() -> None:
+    assert "--node (or SEDNA_NODE) is required" in _sedna("lc").stderr
+    assert "DNS-1123" in _sedna("lc", "--node", "Bad_Node").stderr
+
+
+def test_gm_flags_win_over_the_environment_and_secrets_are_not_shown() -> None:
+    args = build_parser().parse_args(["gm", "--backend", "pods"])
+    environ = {"SEDNA_GM_BACKEND": "edge-process", "SEDNA_MQTT_URL": "mqtt://broker:1883"}
+    settings = gm_settings.from_args(args, environ)
+    assert settings.backend == "pods"
+    assert settings.mqtt_url == "mqtt://broker:1883"
+    with pytest.raises(gm_settings.InvalidSettings) as error:
+        gm_settings.build({"workers": 0, "token_secret": "hunter2"})
+    assert "--workers (or SEDNA_GM_WORKERS)" in str(error.value)
+    assert "hunter2" not in str(error.value)
