@@ -96,6 +96,7 @@ class GlobalManager:
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self.ready = threading.Event()
+        self._planning_inputs: dict[str, str] = {}  # Model/Dataset/Node key -> what plans use
         #: Called with (node, "online"/"offline") whenever an LC's state changes.
         self.node_listeners: list[Callable[[str, str], None]] = []
 
@@ -148,13 +149,25 @@ class GlobalManager:
     def _on_event(self, kid: str) -> Callable[[str, dict[str, Any]], None]:
         def handle(event_type: str, obj: dict[str, Any]) -> None:
             self.queue.add(self._key(kid, obj))
-            info = self._kinds[kid]
-            if info.kind in ("Model", "Dataset"):
-                self._requeue_jobs()
+            if self._kinds[kid].kind in ("Model", "Dataset"):
+                self._requeue_jobs_if_changed(kid, event_type, obj)
 
         return handle
 
     def _on_node_event(self, event_type: str, obj: dict[str, Any]) -> None:
+        self._requeue_jobs_if_changed(NODES, event_type, obj)
+
+    def _requeue_jobs_if_changed(self, kid: str, event_type: str, obj: dict[str, Any]) -> None:
+        """Jobs are planned from Model/Dataset URLs and node addresses: re-plan them only when
+        one of those changed, not on every status write (sample counts, node heartbeats)."""
+        key = self._key(kid, obj)
+        fingerprint = None if event_type == "DELETED" else planning_inputs(obj)
+        if self._planning_inputs.get(key) == fingerprint:
+            return
+        if fingerprint is None:
+            self._planning_inputs.pop(key, None)
+        else:
+            self._planning_inputs[key] = fingerprint
         self._requeue_jobs()
 
     def _on_pod_event(self, event_type: str, obj: dict[str, Any]) -> None:
@@ -520,6 +533,16 @@ class GlobalManager:
             body = {"metadata": {"name": node, "labels": {"sedna.io/lc": "true"}}}
             self._core.create_node(body)
         self._core.patch_node_status(node, {"status": {"conditions": [ready]}})
+
+
+def planning_inputs(obj: dict[str, Any]) -> str:
+    """What worker planning reads from a Model, Dataset or Node (its URL, node, addresses)."""
+    spec = obj.get("spec") or {}
+    addresses = (obj.get("status") or {}).get("addresses") or []
+    return json.dumps(
+        [spec.get("url"), spec.get("nodeName"), addresses, obj["metadata"].get("namespace")],
+        sort_keys=True,
+    )
 
 
 def _role_of(owner: str, worker: str) -> str | None:

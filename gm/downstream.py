@@ -153,11 +153,6 @@ class DownstreamPublisher:
             for node in nodes:
                 self._send_manifest(node)
 
-    def nodes(self) -> set[str]:
-        """Every node that currently holds something."""
-        with self._lock:
-            return {m.node for messages in self._by_owner.values() for m in messages.values()}
-
     def manifest(self, node: str) -> Manifest:
         """What ``node`` should hold right now."""
         with self._lock:

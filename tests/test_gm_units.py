@@ -230,3 +230,21 @@ def test_service_keeps_running_when_its_edge_stream_finished() -> None:
     status = rules.joint_inference_status({}, workers, 2, "t")
     assert status["conditions"][-1]["type"] == "Running"
     assert (status["active"], status["failed"]) == (1, 0)
+
+
+def test_planning_inputs_ignore_status_writes_but_not_urls_or_addresses() -> None:
+    from gm.controller import planning_inputs
+
+    dataset = {
+        "metadata": {"name": "d", "namespace": "default"},
+        "spec": {"url": "/d.txt", "format": "txt", "nodeName": "edge0"},
+    }
+    counted = {**dataset, "status": {"numberOfSamples": 42}}
+    moved = {**dataset, "spec": {**dataset["spec"], "url": "/other.txt"}}
+    assert planning_inputs(counted) == planning_inputs(dataset)
+    assert planning_inputs(moved) != planning_inputs(dataset)
+    node = {"metadata": {"name": "edge0"}, "status": {"conditions": [{"type": "Ready"}]}}
+    heartbeat = {**node, "status": {"conditions": [{"type": "Ready", "status": "False"}]}}
+    addressed = {**node, "status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.1"}]}}
+    assert planning_inputs(heartbeat) == planning_inputs(node)
+    assert planning_inputs(addressed) != planning_inputs(node)
