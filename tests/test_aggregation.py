@@ -162,3 +162,43 @@ def test_bad_parameters_are_reported(name: str, params: dict[str, object], messa
 def test_unknown_rule_is_reported() -> None:
     with pytest.raises(UnknownAlgorithmError, match="'FedMagic'"):
         get_aggregation("FedMagic")
+
+
+def _large_updates(handed_over: bool) -> list[ClientUpdate]:
+    # Larger than one block, so the blockwise sum crosses block edges.
+    size = (1 << 18) * 2 + 5
+    rng = np.random.default_rng(0)
+    return [
+        ClientUpdate(name, samples, [rng.standard_normal(size).astype(np.float32)], handed_over)
+        for name, samples in (("a", 1), ("b", 2), ("c", 5))
+    ]
+
+
+def test_fedavg_leaves_updates_untouched_unless_handed_over() -> None:
+    updates = _large_updates(handed_over=False)
+    before = [update.weights[0].copy() for update in updates]
+    result = get_aggregation("FedAvg").aggregate(updates)
+    expected = sum(u.num_samples * w for u, w in zip(updates, before, strict=True)) / 8
+    np.testing.assert_allclose(result[0], expected, rtol=1e-5, atol=1e-6)
+    for update, original in zip(updates, before, strict=True):
+        np.testing.assert_array_equal(update.weights[0], original)
+    assert not np.shares_memory(result[0], updates[0].weights[0])
+
+
+def test_fedavg_builds_the_mean_in_a_handed_over_update() -> None:
+    updates = _large_updates(handed_over=True)
+    copies = [ClientUpdate(u.worker, u.num_samples, [u.weights[0].copy()]) for u in updates]
+    expected = get_aggregation("FedAvg").aggregate(copies)
+    result = get_aggregation("FedAvg").aggregate(updates)
+    # No fresh model allocated: the first update's memory holds the mean, bit for bit the
+    # same as the allocating path.
+    assert np.shares_memory(result[0], updates[0].weights[0])
+    np.testing.assert_array_equal(result[0], expected[0])
+
+
+def test_handed_over_updates_that_share_memory_are_not_overwritten() -> None:
+    shared = np.arange(8, dtype=np.float32)
+    updates = [ClientUpdate("a", 1, [shared], True), ClientUpdate("b", 1, [shared[::-1]], True)]
+    result = get_aggregation("FedAvg").aggregate(updates)
+    np.testing.assert_allclose(result[0], np.full(8, 3.5))
+    np.testing.assert_array_equal(shared, np.arange(8))

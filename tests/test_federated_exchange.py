@@ -315,7 +315,7 @@ def test_large_model_streams_both_ways() -> None:
 @pytest.mark.parametrize("size", [0, 1, 127, 128, 16384, 1 << 20])
 def test_hand_framed_chunks_are_protobuf_wire_format(size: int) -> None:
     data = bytes(range(256)) * (size // 256) + bytes(size % 256)
-    framed = serialize(Chunk(memoryview(data)))
+    framed = serialize(Chunk((memoryview(data),)))
     assert framed == pb2.PushMessage(chunk=data).SerializeToString()
     assert pb2.PullMessage.FromString(framed).chunk == data
     parsed = deserializer(pb2.PullMessage)(framed)
@@ -334,7 +334,17 @@ def test_framing_leaves_other_messages_to_protobuf() -> None:
 @pytest.mark.parametrize("sizes", [[10, 3, 0, 25], [64], [1, 1, 1], [100, 28], [0]])
 def test_chunks_cover_the_payloads_exactly(sizes: list[int]) -> None:
     payloads = [bytes([index + 1]) * size for index, size in enumerate(sizes)]
-    chunks = [bytes(chunk) for chunk in iter_chunks(payloads, 16)]
+    chunks = [b"".join(parts) for parts in iter_chunks(payloads, 16)]
     assert b"".join(chunks) == b"".join(payloads)
     assert all(len(chunk) == 16 for chunk in chunks[:-1])
     assert not chunks or 0 < len(chunks[-1]) <= 16
+
+
+def test_chunks_spanning_tensors_are_views_framed_as_one_field() -> None:
+    first, second = bytearray(b"a" * 10), bytearray(b"b" * 10)
+    chunks = list(iter_chunks([first, second], 16))
+    assert [len(parts) for parts in chunks] == [2, 1]
+    first[0:1] = b"z"  # the parts are views of the payloads, not copies
+    assert bytes(chunks[0][0][:1]) == b"z"
+    framed = serialize(Chunk(chunks[0]))
+    assert framed == pb2.PushMessage(chunk=b"z" + b"a" * 9 + b"b" * 6).SerializeToString()

@@ -21,11 +21,17 @@ class AggregationError(SednaError, ValueError):
 
 @dataclass(frozen=True)
 class ClientUpdate:
-    """One training worker's model after local training, with its number of samples."""
+    """One training worker's model after local training, with its number of samples.
+
+    ``handed_over``: the caller gives up ``weights`` (the aggregator drops every update once
+    its round is aggregated), so a rule may build its result in their memory instead of
+    allocating a fresh model; otherwise a rule must leave them untouched.
+    """
 
     worker: str
     num_samples: int
     weights: Weights
+    handed_over: bool = False
 
 
 class BaseAggregation(ABC):
@@ -101,15 +107,48 @@ def cast_like(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return np.rint(values).astype(dtype)
 
 
-def weighted_mean(tensors: Sequence[np.ndarray], coefficients: Sequence[float]) -> np.ndarray:
-    """``sum(c_i * t_i)`` in the tensors' dtype, without a temporary per client."""
-    dtype = tensors[0].dtype
+# Elements summed per step: small enough that a step's scratch stays in cache.
+BLOCK_ELEMENTS = 1 << 18
+
+
+def _writable_in_place(tensors: Sequence[np.ndarray], acc_dtype: np.dtype) -> bool:
+    first = tensors[0]
+    return (
+        first.dtype == acc_dtype
+        and first.flags.writeable
+        and first.flags.c_contiguous
+        and not any(np.may_share_memory(first, other) for other in tensors[1:])
+    )
+
+
+def weighted_mean(
+    tensors: Sequence[np.ndarray], coefficients: Sequence[float], *, in_place: bool = False
+) -> np.ndarray:
+    """``sum(c_i * t_i)`` in the tensors' dtype, one cache-sized block at a time.
+
+    With ``in_place`` the sum is built in ``tensors[0]``'s memory when it can hold it (a
+    writable, contiguous array of the accumulator's dtype sharing memory with no other
+    tensor): a large model then costs no fresh allocation, whose first touch of new pages
+    costs more than the arithmetic.
+    """
+    first = tensors[0]
+    dtype = first.dtype
     acc_dtype = accumulator_dtype(dtype)
-    total = np.multiply(tensors[0], coefficients[0], dtype=acc_dtype)
-    scratch = np.empty_like(total)
-    for tensor, coefficient in zip(tensors[1:], coefficients[1:], strict=True):
-        np.multiply(tensor, coefficient, out=scratch, dtype=acc_dtype)
-        total += scratch
+    if in_place and _writable_in_place(tensors, acc_dtype):
+        total = first
+    else:
+        total = np.empty(first.shape, dtype=acc_dtype)
+    flat_total = total.reshape(-1)
+    flats = [np.ascontiguousarray(tensor).reshape(-1) for tensor in tensors]
+    scratch = np.empty(min(BLOCK_ELEMENTS, flat_total.size), dtype=acc_dtype)
+    for start in range(0, flat_total.size, BLOCK_ELEMENTS):
+        stop = min(start + BLOCK_ELEMENTS, flat_total.size)
+        block = flat_total[start:stop]
+        np.multiply(flats[0][start:stop], coefficients[0], out=block, dtype=acc_dtype)
+        part = scratch[: stop - start]
+        for flat, coefficient in zip(flats[1:], coefficients[1:], strict=True):
+            np.multiply(flat[start:stop], coefficient, out=part, dtype=acc_dtype)
+            block += part
     return cast_like(total, dtype)
 
 
@@ -118,8 +157,11 @@ def sample_weighted_mean(updates: Sequence[ClientUpdate]) -> Weights:
     check_updates(updates)
     total = float(sum(update.num_samples for update in updates))
     coefficients = [update.num_samples / total for update in updates]
+    in_place = updates[0].handed_over
     return [
-        weighted_mean([update.weights[index] for update in updates], coefficients)
+        weighted_mean(
+            [update.weights[index] for update in updates], coefficients, in_place=in_place
+        )
         for index in range(len(updates[0].weights))
     ]
 

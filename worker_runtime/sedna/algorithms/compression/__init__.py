@@ -14,6 +14,7 @@ from sedna.algorithms.compression.base import (
     get_codec,
     register_codec,
     wire_dtype,
+    wire_dtype_name,
 )
 from sedna.algorithms.compression.error_feedback import ErrorFeedback
 from sedna.algorithms.compression.quantization import Float16Codec, Int8Codec, NoCompression
@@ -33,4 +34,5 @@ __all__ = [
     "get_codec",
     "register_codec",
     "wire_dtype",
+    "wire_dtype_name",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -37,8 +38,12 @@ class CodecError(SednaError, ValueError):
     """A codec was misconfigured, given an unsupported tensor, or handed a corrupt payload."""
 
 
+@functools.lru_cache(maxsize=128)
 def wire_dtype(dtype: np.dtype | str) -> np.dtype:
-    """The little-endian numpy dtype for ``dtype``; :class:`CodecError` if it cannot travel."""
+    """The little-endian numpy dtype for ``dtype``; :class:`CodecError` if it cannot travel.
+
+    Cached: every tensor of every push and pull asks, and numpy's ``dtype.name`` is slow.
+    """
     try:
         resolved = np.dtype(dtype)
     except TypeError as error:
@@ -49,6 +54,12 @@ def wire_dtype(dtype: np.dtype | str) -> np.dtype:
             + ", ".join(sorted(SUPPORTED_DTYPES))
         )
     return resolved.newbyteorder("<")
+
+
+@functools.lru_cache(maxsize=128)
+def wire_dtype_name(dtype: np.dtype | str) -> str:
+    """The name of ``wire_dtype(dtype)`` (e.g. ``"float32"``), cached like it."""
+    return wire_dtype(dtype).name
 
 
 def element_count(shape: tuple[int, ...]) -> int:

@@ -12,6 +12,7 @@ import grpc
 import numpy as np
 
 from sedna.algorithms.compression import BaseCodec, ErrorFeedback, Payload, get_codec
+from sedna.core.federated_learning.buffers import BufferPool
 from sedna.core.federated_learning.errors import (
     AggregatorUnavailable,
     FederatedError,
@@ -163,6 +164,8 @@ class AggregationClient:
             response_deserializer=deserializer(pb2.PullMessage),
         )
         self._decoders = {"none": get_codec("none")}
+        # Pulled models: the one the estimator holds, the one arriving, a spare.
+        self._buffers = BufferPool(keep=3)
 
     def close(self) -> None:
         """Close the channel."""
@@ -235,8 +238,8 @@ class AggregationClient:
 
         def messages() -> Iterator[Any]:
             yield pb2.PushMessage(header=prepared.header)
-            for chunk in iter_chunks(prepared.payloads, self.chunk_bytes):
-                yield Chunk(chunk)
+            for parts in iter_chunks(prepared.payloads, self.chunk_bytes):
+                yield Chunk(parts)
 
         ack = self._call("push", lambda: self._push(messages(), metadata=self._metadata))
         return PushResult(
@@ -272,7 +275,7 @@ class AggregationClient:
         tensors: NamedTensors = []
         received = 0
         if specs:
-            assembler = ChunkAssembler(specs)
+            assembler = ChunkAssembler(specs, self._buffers)
             for message in stream:
                 chunk = chunk_of(message)
                 if chunk is None:

@@ -7,6 +7,7 @@ header against the current state under one lock, so a refused push never changes
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sedna.algorithms.aggregation import ClientUpdate
-from sedna.algorithms.compression import BaseCodec
+from sedna.algorithms.compression import BaseCodec, wire_dtype_name
 from sedna.core.federated_learning.errors import InvalidUpdate, JobFailed, RoundNotOpen
 from sedna.core.federated_learning.wire import NamedTensors, PushHeader, TensorSpec
 
@@ -45,12 +46,13 @@ class GlobalModel:
         """``(name, tensor)`` pairs in model order."""
         return list(zip(self.names, self.tensors, strict=True))
 
+    @functools.cached_property
     def specs(self) -> list[TensorSpec]:
-        """The raw (``none`` codec) manifest of this model."""
+        """The raw (``none`` codec) manifest of this model (built once: every pull asks)."""
         return [
             TensorSpec(
                 name=name,
-                dtype=tensor.dtype.name,
+                dtype=wire_dtype_name(tensor.dtype),
                 shape=tuple(int(dim) for dim in tensor.shape),
                 codec="none",
                 encoded_size=tensor.nbytes,
@@ -126,7 +128,7 @@ class RoundCoordinator:
         self._layout: dict[str, Layout] | None = None
         self._order: list[str] | None = None
         if latest is not None:
-            self._set_layout([(name, t.dtype.name, tuple(t.shape)) for name, t in latest.named()])
+            self._set_layout([(spec.name, spec.dtype, spec.shape) for spec in latest.specs])
         self._updates: dict[str, _Held] = {}
         self._aggregating = False
         self._failure: str | None = None
@@ -282,7 +284,7 @@ class RoundCoordinator:
                 raise RuntimeError("the round is already being aggregated")
             self._aggregating = True
             updates = [
-                ClientUpdate(worker, held.header.sample_count, held.tensors)
+                ClientUpdate(worker, held.header.sample_count, held.tensors, handed_over=True)
                 for worker, held in sorted(self._updates.items())
             ]
             return self._latest_round() + 1, updates, list(self._order or [])

@@ -20,9 +20,18 @@ CHUNK_TAG = b"\x12"
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    """A chunk of tensor bytes travelling as ``PushMessage``/``PullMessage`` field 2."""
+    """A chunk of tensor bytes travelling as ``PushMessage``/``PullMessage`` field 2.
 
-    data: bytes | memoryview
+    Sent from ``parts`` (a chunk may span the end of one tensor and the start of the next;
+    the parts are joined once, when framed); received as one part, a view.
+    """
+
+    parts: tuple[bytes | memoryview, ...]
+
+    @property
+    def data(self) -> bytes | memoryview:
+        """The chunk's bytes (a view when it has one part)."""
+        return self.parts[0] if len(self.parts) == 1 else b"".join(self.parts)
 
 
 def _varint(value: int) -> bytes:
@@ -52,8 +61,8 @@ def _read_varint(raw: bytes, offset: int) -> tuple[int, int]:
 def serialize(message: Any) -> bytes:
     """Wire bytes of a :class:`Chunk` (one copy) or of a protobuf message."""
     if isinstance(message, Chunk):
-        data = message.data
-        return b"".join((CHUNK_TAG, _varint(memoryview(data).nbytes), data))
+        size = sum(memoryview(part).nbytes for part in message.parts)
+        return b"".join((CHUNK_TAG, _varint(size), *message.parts))
     return message.SerializeToString()
 
 
@@ -65,7 +74,7 @@ def deserializer(message_type: Any) -> Callable[[bytes], Any]:
         if raw[:1] == CHUNK_TAG:
             length, start = _read_varint(raw, 1)
             if start + length == len(raw):
-                return Chunk(memoryview(raw)[start:])
+                return Chunk((memoryview(raw)[start:],))
         return message_type.FromString(raw)
 
     return parse

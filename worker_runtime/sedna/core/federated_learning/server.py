@@ -14,6 +14,7 @@ import numpy as np
 from sedna.algorithms.aggregation import BaseAggregation
 from sedna.algorithms.compression import BaseCodec, codec_names, get_codec
 from sedna.common.report import LCReporter, ReportedModel, utc_now
+from sedna.core.federated_learning.buffers import BufferPool
 from sedna.core.federated_learning.checkpoint import (
     CheckpointRecord,
     CheckpointStore,
@@ -97,6 +98,9 @@ class AggregationServer:
             latest=latest,
             max_update_bytes=int(settings.max_update_mb * (1 << 20)),
         )
+        # Receive buffers reused across rounds: a round holds one per update plus the
+        # published model's (built in place in an update's buffer); keep a spare set.
+        self.buffers = BufferPool(keep=2 * settings.participants + 2)
         self._server: grpc.Server | None = None
         self._port: int | None = None
         self._loop: threading.Thread | None = None
@@ -131,7 +135,11 @@ class AggregationServer:
             ],
         )
         service = WeightExchangeService(
-            self.coordinator, self.codecs, self.settings.chunk_bytes, self.settings.participants
+            self.coordinator,
+            self.codecs,
+            self.settings.chunk_bytes,
+            self.settings.participants,
+            self.buffers,
         )
         server.add_generic_rpc_handlers((service.handler(),))
         address = f"{self.settings.bind_host}:{self.settings.bind_port}"

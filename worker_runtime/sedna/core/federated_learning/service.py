@@ -11,7 +11,8 @@ from typing import Any
 import grpc
 
 from sedna.algorithms.compression import BaseCodec
-from sedna.core.federated_learning.coordinator import RoundCoordinator
+from sedna.core.federated_learning.buffers import BufferPool
+from sedna.core.federated_learning.coordinator import GlobalModel, RoundCoordinator
 from sedna.core.federated_learning.errors import (
     FederatedError,
     InvalidUpdate,
@@ -122,11 +123,14 @@ class WeightExchangeService:
         codecs: dict[str, BaseCodec],
         chunk_bytes: int,
         participants: int,
+        buffers: BufferPool,
     ) -> None:
         self.coordinator = coordinator
         self.codecs = codecs
         self.chunk_bytes = chunk_bytes
         self.participants = participants
+        self.buffers = buffers
+        self._manifest_of: tuple[GlobalModel, list[Any]] | None = None
 
     def handler(self) -> grpc.GenericRpcHandler:
         """The service's method handlers, chunks framed by :mod:`.framing`."""
@@ -154,7 +158,7 @@ class WeightExchangeService:
                 raise InvalidUpdate("a push must start with its header")
             header = parse_push_header(first.header)
             self.coordinator.check_header(header)
-            assembler = ChunkAssembler(header.tensors)
+            assembler = ChunkAssembler(header.tensors, self.buffers)
             for message in request_iterator:
                 chunk = chunk_of(message)
                 if chunk is None:
@@ -183,6 +187,14 @@ class WeightExchangeService:
                 participants=self.participants,
             )
 
+    def _manifest(self, model: GlobalModel) -> list[Any]:
+        """The model's tensor specs as protos, built once per model (every pull sends them)."""
+        cached = self._manifest_of
+        if cached is None or cached[0] is not model:
+            cached = (model, specs_to_proto(model.specs, pb2.TensorSpec))
+            self._manifest_of = cached
+        return cached[1]
+
     def Pull(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         """Stream the latest global model once the asked round is aggregated."""
         with _refusals(context, "pull"):
@@ -205,13 +217,13 @@ class WeightExchangeService:
             update_held=view.update_held,
         )
         if model is not None:
-            header.tensors.extend(specs_to_proto(model.specs(), pb2.TensorSpec))
+            header.tensors.extend(self._manifest(model))
             header.participants = model.participants
             header.total_samples = model.total_samples
         yield pb2.PullMessage(header=header)
         if model is None:
             return
-        for chunk in iter_chunks(model.payloads(), self.chunk_bytes):
-            yield Chunk(chunk)
+        for parts in iter_chunks(model.payloads(), self.chunk_bytes):
+            yield Chunk(parts)
         if view.exit and request.worker:
             self.coordinator.record_final_pull(request.worker)

@@ -15,7 +15,9 @@ from sedna.algorithms.compression import (
     Payload,
     get_codec,
     wire_dtype,
+    wire_dtype_name,
 )
+from sedna.core.federated_learning.buffers import BufferPool
 from sedna.core.federated_learning.errors import InvalidUpdate
 
 TOKEN_METADATA_KEY = "sedna-job-token"
@@ -47,7 +49,7 @@ class TensorSpec(_WireModel):
     @classmethod
     def _known_dtype(cls, value: str) -> str:
         try:
-            return wire_dtype(value).name
+            return wire_dtype_name(value)
         except CodecError as error:
             raise ValueError(str(error)) from None
 
@@ -183,7 +185,7 @@ def encode_tensors(
         specs.append(
             TensorSpec(
                 name=name,
-                dtype=dtype.name,
+                dtype=wire_dtype_name(dtype),
                 shape=tuple(int(dim) for dim in array.shape),
                 codec=chosen.name,
                 encoded_size=memoryview(payload).nbytes,
@@ -194,40 +196,43 @@ def encode_tensors(
     return specs, payloads
 
 
-def iter_chunks(payloads: Iterable[Payload], chunk_bytes: int) -> Iterator[bytes | memoryview]:
+def iter_chunks(payloads: Iterable[Payload], chunk_bytes: int) -> Iterator[tuple[memoryview, ...]]:
     """The concatenation of ``payloads`` cut into chunks of ``chunk_bytes`` (last one shorter).
 
-    Chunks are views (of a payload, or of a fresh buffer joining small payloads): no copy.
+    Each chunk is given as its parts, views of the payloads: nothing is copied here (a chunk
+    spanning payloads is joined once, when framed).
     """
     if chunk_bytes <= 0:
         raise ValueError(f"chunk size must be positive, got {chunk_bytes}")
-    pending = bytearray()
+    pending: list[memoryview] = []
+    pending_size = 0
     for payload in payloads:
         view = memoryview(payload).cast("B")
         offset = 0
-        if pending:
-            take = min(chunk_bytes - len(pending), len(view))
-            pending += view[:take]
-            offset = take
-            if len(pending) < chunk_bytes:
-                continue
-            yield memoryview(pending)
-            pending = bytearray()
-        while len(view) - offset >= chunk_bytes:
-            yield view[offset : offset + chunk_bytes]
-            offset += chunk_bytes
-        pending += view[offset:]
+        while len(view) - offset >= chunk_bytes - pending_size:
+            end = offset + chunk_bytes - pending_size
+            yield (*pending, view[offset:end])
+            pending, pending_size, offset = [], 0, end
+        if offset < len(view):
+            pending.append(view[offset:])
+            pending_size += len(view) - offset
     if pending:
-        yield memoryview(pending)
+        yield tuple(pending)
 
 
 class ChunkAssembler:
-    """Collects a stream's chunks into one buffer of the size the manifest declares."""
+    """Collects a stream's chunks into one buffer of the size the manifest declares.
 
-    def __init__(self, specs: Sequence[TensorSpec]) -> None:
+    The buffer comes from ``pool`` (see :mod:`.buffers` for why that matters), else it is
+    fresh.
+    """
+
+    def __init__(self, specs: Sequence[TensorSpec], pool: BufferPool | None = None) -> None:
         self.specs = list(specs)
         self.expected = sum(spec.encoded_size for spec in self.specs)
-        self.buffer = bytearray(self.expected)
+        self._buffer = (
+            pool.take(self.expected) if pool is not None else memoryview(bytearray(self.expected))
+        )
         self.received = 0
 
     def add(self, chunk: bytes | memoryview) -> None:
@@ -239,13 +244,13 @@ class ChunkAssembler:
                 f"payload larger than the manifest declares: more than {self.expected} bytes "
                 f"(declared sizes end with tensor {last!r})"
             )
-        self.buffer[self.received : end] = chunk
+        self._buffer[self.received : end] = chunk
         self.received = end
 
     def finish(self) -> list[memoryview]:
         """Each tensor's payload; :class:`InvalidUpdate` naming the tensor left incomplete."""
         views: list[memoryview] = []
-        whole = memoryview(self.buffer)
+        whole = self._buffer
         offset = 0
         for spec in self.specs:
             end = offset + spec.encoded_size
