@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
@@ -110,6 +113,20 @@ def cast_like(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
 # Elements summed per step: small enough that a step's scratch stays in cache.
 BLOCK_ELEMENTS = 1 << 18
 
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+
+
+def _block_executor() -> ThreadPoolExecutor:
+    """Threads that sum blocks in parallel (numpy releases the GIL while it computes)."""
+    global _executor
+    with _executor_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(
+                max_workers=os.cpu_count() or 1, thread_name_prefix="sedna-aggregate"
+            )
+        return _executor
+
 
 def _writable_in_place(tensors: Sequence[np.ndarray], acc_dtype: np.dtype) -> bool:
     first = tensors[0]
@@ -124,7 +141,8 @@ def _writable_in_place(tensors: Sequence[np.ndarray], acc_dtype: np.dtype) -> bo
 def weighted_mean(
     tensors: Sequence[np.ndarray], coefficients: Sequence[float], *, in_place: bool = False
 ) -> np.ndarray:
-    """``sum(c_i * t_i)`` in the tensors' dtype, one cache-sized block at a time.
+    """``sum(c_i * t_i)`` in the tensors' dtype, one cache-sized block at a time, the blocks
+    shared out to one thread per core.
 
     With ``in_place`` the sum is built in ``tensors[0]``'s memory when it can hold it (a
     writable, contiguous array of the accumulator's dtype sharing memory with no other
@@ -140,15 +158,27 @@ def weighted_mean(
         total = np.empty(first.shape, dtype=acc_dtype)
     flat_total = total.reshape(-1)
     flats = [np.ascontiguousarray(tensor).reshape(-1) for tensor in tensors]
-    scratch = np.empty(min(BLOCK_ELEMENTS, flat_total.size), dtype=acc_dtype)
-    for start in range(0, flat_total.size, BLOCK_ELEMENTS):
-        stop = min(start + BLOCK_ELEMENTS, flat_total.size)
-        block = flat_total[start:stop]
-        np.multiply(flats[0][start:stop], coefficients[0], out=block, dtype=acc_dtype)
-        part = scratch[: stop - start]
-        for flat, coefficient in zip(flats[1:], coefficients[1:], strict=True):
-            np.multiply(flat[start:stop], coefficient, out=part, dtype=acc_dtype)
-            block += part
+
+    def sum_blocks(starts: range) -> None:
+        scratch = np.empty(min(BLOCK_ELEMENTS, flat_total.size), dtype=acc_dtype)
+        for start in starts:
+            stop = min(start + BLOCK_ELEMENTS, flat_total.size)
+            block = flat_total[start:stop]
+            np.multiply(flats[0][start:stop], coefficients[0], out=block, dtype=acc_dtype)
+            part = scratch[: stop - start]
+            for flat, coefficient in zip(flats[1:], coefficients[1:], strict=True):
+                np.multiply(flat[start:stop], coefficient, out=part, dtype=acc_dtype)
+                block += part
+
+    starts = range(0, flat_total.size, BLOCK_ELEMENTS)
+    workers = min(os.cpu_count() or 1, len(starts))
+    if workers <= 1:
+        sum_blocks(starts)
+    else:
+        # Contiguous runs of blocks, one per thread; list() re-raises a thread's error.
+        share = -(-len(starts) // workers)
+        runs = [starts[index : index + share] for index in range(0, len(starts), share)]
+        list(_block_executor().map(sum_blocks, runs))
     return cast_like(total, dtype)
 
 

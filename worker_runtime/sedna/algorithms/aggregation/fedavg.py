@@ -42,7 +42,11 @@ class FedAvgM(BaseAggregation):
         self._velocity: dict[int, np.ndarray] = {}
 
     def aggregate(self, updates: Sequence[ClientUpdate]) -> Weights:
-        """The momentum step from the previous global model towards the clients' mean."""
+        """The momentum step from the previous global model towards the clients' mean.
+
+        Computed in the mean's memory and the velocity's (the mean is this call's own: a fresh
+        array or a handed-over update), so a round allocates nothing after the first.
+        """
         average = sample_weighted_mean(updates)
         if self.global_weights is None:
             return average
@@ -51,15 +55,17 @@ class FedAvgM(BaseAggregation):
             if not np.issubdtype(mean.dtype, np.floating) or current.shape != mean.shape:
                 result.append(mean)
                 continue
-            pseudo_gradient = current.astype(mean.dtype) - mean
-            previous = self._velocity.get(index)
-            velocity = (
-                pseudo_gradient
-                if previous is None or previous.shape != mean.shape
-                else self.momentum * previous + pseudo_gradient
-            ).astype(mean.dtype, copy=False)
+            pseudo_gradient = np.subtract(current, mean, out=mean)
+            velocity = self._velocity.get(index)
+            if velocity is None or velocity.shape != mean.shape or velocity.dtype != mean.dtype:
+                velocity = pseudo_gradient.copy()
+            else:
+                velocity *= self.momentum
+                velocity += pseudo_gradient
             self._velocity[index] = velocity
-            result.append((current - self.server_lr * velocity).astype(mean.dtype, copy=False))
+            step = np.multiply(velocity, -self.server_lr, out=mean)
+            step += current
+            result.append(step)
         return result
 
     def state(self) -> dict[str, np.ndarray]:
