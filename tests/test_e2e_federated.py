@@ -61,7 +61,11 @@ def _container(script: str, env: dict[str, str]) -> dict[str, Any]:
 
 
 def _job(
-    data: Path, models: Path, rounds: int, trainer_restart: str = "OnFailure"
+    data: Path,
+    models: Path,
+    rounds: int,
+    trainer_restart: str = "OnFailure",
+    **aggregator_parameters: str,
 ) -> list[dict[str, Any]]:
     datasets = [
         {
@@ -100,6 +104,7 @@ def _job(
                                     "exit_round": str(rounds),
                                     "min_node_number": "2",
                                     "round_timeout_seconds": "6",
+                                    **aggregator_parameters,
                                 },
                             )
                         ],
@@ -152,7 +157,15 @@ def test_a_killed_trainer_leaves_the_others_to_finish_the_job(
     fl_cluster: Cluster, digits_data: Path, tmp_path: Path
 ) -> None:
     # Enough rounds that the kill lands mid-job: a round here takes a fraction of a second.
-    fl_cluster.apply(_job(digits_data, tmp_path / "models", rounds=8, trainer_restart="Never"))
+    # Once two updates are in, the rounds after the kill wait 1 s for the third, not 6 s.
+    job = _job(
+        digits_data,
+        tmp_path / "models",
+        rounds=8,
+        trainer_restart="Never",
+        round_wait_after_min_seconds="1",
+    )
+    fl_cluster.apply(job)
     wait_for(lambda: (_status(fl_cluster).get("currentRound") or 0) >= 1, 120, "round 1")
     victim = fl_cluster.stack.lcs["edge1"].runtime.status("digits-training-1")
     assert victim is not None and victim.pid and victim.phase == "Running"

@@ -198,6 +198,30 @@ def test_late_worker_joins_at_the_current_round(aggregators: list[AggregationSer
     assert summaries["fast"].rounds_trained[0] == 1
 
 
+def test_a_missing_worker_costs_each_round_only_the_wait_after_the_minimum(
+    aggregators: list[AggregationServer],
+) -> None:
+    # Three participants, one never comes: with the one-minute timeout the three rounds would
+    # take three minutes; the trainers' 20 s round wait fails the test if they do.
+    aggregator = _aggregator(
+        participants=3, min_node_number=2, round_wait_after_min_seconds=0.2, exit_round=3
+    )
+    aggregators.append(aggregator)
+    options = {"round_wait_seconds": 20}
+    summaries = _run_all(
+        {
+            "a": (_trainer(aggregator, "a", StepEstimator(1.0), **options), 10),
+            "b": (_trainer(aggregator, "b", StepEstimator(3.0), **options), 30),
+        }
+    )
+    assert aggregator.wait(10)
+    final = aggregator.coordinator.latest
+    assert final is not None and final.round == 3 and set(final.sample_counts) == {"a", "b"}
+    for tensor in final.tensors:
+        np.testing.assert_allclose(tensor, 3 * 2.5, rtol=1e-5)
+    assert summaries["a"].rounds_trained == [1, 2, 3]
+
+
 def test_round_fails_when_too_few_workers_come(aggregators: list[AggregationServer]) -> None:
     aggregator = _aggregator(
         participants=2, min_node_number=2, round_timeout_seconds=0.2, round_max_wait_seconds=0.5
@@ -227,6 +251,24 @@ def test_policy_waits_for_all_then_times_out_to_the_minimum() -> None:
     assert policy.decide(received=0, elapsed=31) is RoundAction.FAIL
 
 
+def test_policy_waits_only_so_long_after_the_minimum_is_in() -> None:
+    policy = RoundPolicy(
+        participants=3,
+        min_updates=2,
+        timeout_seconds=10,
+        max_wait_seconds=30,
+        wait_after_min_seconds=1.5,
+    )
+    # The second update came at 2 s: the third gets until 3.5 s, not the 10 s timeout.
+    assert policy.decide(received=2, elapsed=3.4, min_reached=2.0) is RoundAction.WAIT
+    assert policy.seconds_until_change(received=2, elapsed=3.0, min_reached=2.0) == 0.5
+    assert policy.decide(received=2, elapsed=3.5, min_reached=2.0) is RoundAction.AGGREGATE
+    # Never later than the timeout, and below the minimum nothing changes.
+    assert policy.decide(received=2, elapsed=10, min_reached=9.5) is RoundAction.AGGREGATE
+    assert policy.decide(received=1, elapsed=9, min_reached=None) is RoundAction.WAIT
+    assert policy.decide(received=3, elapsed=0.1, min_reached=0.1) is RoundAction.AGGREGATE
+
+
 def test_policy_tells_how_long_nothing_changes() -> None:
     policy = RoundPolicy(participants=3, min_updates=2, timeout_seconds=10, max_wait_seconds=30)
     assert policy.seconds_until_change(received=2, elapsed=4) == 6
@@ -241,6 +283,7 @@ def test_policy_tells_how_long_nothing_changes() -> None:
         ({"min_updates": 4}, "min_node_number must be between 1 and participants_count"),
         ({"timeout_seconds": 0}, "round_timeout_seconds must be positive"),
         ({"max_wait_seconds": 5}, "must not be below round_timeout_seconds"),
+        ({"wait_after_min_seconds": -1}, "round_wait_after_min_seconds must not be negative"),
     ],
 )
 def test_policy_refuses_inconsistent_settings(values: dict[str, Any], message: str) -> None:
@@ -335,7 +378,9 @@ def test_settings_come_from_the_worker_environment(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("exit_round", "7")
     monkeypatch.setenv("MIN_NODE_NUMBER", "2")
     monkeypatch.setenv("MODEL_URL", "/models/fl")
+    monkeypatch.setenv("round_wait_after_min_seconds", "2.5")
     settings = AggregatorSettings.from_env()
+    assert settings.round_wait_after_min_seconds == 2.5
     assert (settings.job, settings.bind_port, settings.participants) == ("env-job", 7363, 3)
     assert (settings.exit_round, settings.min_node_number) == (7, 2)
     assert settings.model_path == Path("/models/fl/global_model.npz")

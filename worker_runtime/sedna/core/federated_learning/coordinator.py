@@ -81,6 +81,14 @@ class RoundStatus:
     failure: str | None
     updates: dict[str, int]
     seconds_open: float
+    # When each held update came, in seconds after the round opened, earliest first.
+    arrivals: tuple[float, ...] = ()
+
+    def reached(self, count: int) -> float | None:
+        """Seconds after opening when the round first held ``count`` updates (``None``: not yet)."""
+        if count < 1 or len(self.arrivals) < count:
+            return None
+        return self.arrivals[count - 1]
 
 
 @dataclass(frozen=True)
@@ -99,6 +107,7 @@ class PullView:
 class _Held:
     header: PushHeader
     tensors: list[np.ndarray]
+    arrived: float
 
 
 class RoundCoordinator:
@@ -167,6 +176,9 @@ class RoundCoordinator:
                     worker: held.header.sample_count for worker, held in self._updates.items()
                 },
                 seconds_open=self._clock() - self._opened_at,
+                arrivals=tuple(
+                    sorted(held.arrived - self._opened_at for held in self._updates.values())
+                ),
             )
 
     def _set_layout(self, tensors: Sequence[tuple[str, str, tuple[int, ...]]]) -> None:
@@ -271,7 +283,7 @@ class RoundCoordinator:
                 for name in deltas:
                     by_name[name] = (base[name] + by_name[name]).astype(base[name].dtype)
             ordered = [by_name[name] for name in self._order]
-            self._updates[header.worker] = _Held(header, ordered)
+            self._updates[header.worker] = _Held(header, ordered, self._clock())
             self._condition.notify_all()
             return header.round, len(self._updates)
 

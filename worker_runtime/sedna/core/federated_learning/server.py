@@ -82,6 +82,7 @@ class AggregationServer:
             min_updates=settings.min_node_number,
             timeout_seconds=settings.round_timeout_seconds,
             max_wait_seconds=settings.max_wait_seconds,
+            wait_after_min_seconds=settings.round_wait_after_min_seconds,
         )
         self.store = (
             CheckpointStore(settings.checkpoint_dir, settings.keep_models)
@@ -247,10 +248,11 @@ class AggregationServer:
                 if status.finished or self._stop.is_set():
                     return RoundAction.WAIT, status
                 received = len(status.updates)
-                action = self.policy.decide(received, status.seconds_open)
+                min_reached = status.reached(self.policy.min_updates)
+                action = self.policy.decide(received, status.seconds_open, min_reached)
                 if action is not RoundAction.WAIT:
                     return action, status
-                pause = self.policy.seconds_until_change(received, status.seconds_open)
+                pause = self.policy.seconds_until_change(received, status.seconds_open, min_reached)
                 condition.wait(min(max(pause, 0.01), 1.0))
 
     def _run(self) -> None:

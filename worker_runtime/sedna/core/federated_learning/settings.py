@@ -42,6 +42,12 @@ class AggregatorSettings(_Settings):
     round_max_wait_seconds: float | None = Field(
         None, gt=0, description="parameter round_max_wait_seconds (default 4 x the timeout)"
     )
+    round_wait_after_min_seconds: float | None = Field(
+        None,
+        ge=0,
+        description="parameter round_wait_after_min_seconds: once min_node_number updates "
+        "are in, wait this long for the rest (default: until the round timeout)",
+    )
     exit_grace_seconds: float = Field(
         30.0, ge=0, description="parameter exit_grace_seconds: serve the final model this long"
     )
@@ -83,6 +89,7 @@ class AggregatorSettings(_Settings):
             "min_node_number": Context.get_parameters("min_node_number"),
             "round_timeout_seconds": Context.get_parameters("round_timeout_seconds"),
             "round_max_wait_seconds": Context.get_parameters("round_max_wait_seconds"),
+            "round_wait_after_min_seconds": Context.get_parameters("round_wait_after_min_seconds"),
             "exit_grace_seconds": Context.get_parameters("exit_grace_seconds"),
             "checkpoint_dir": Context.get_parameters("checkpoint_dir") or checkpoint_dir,
             "keep_models": Context.get_parameters("keep_models"),
