@@ -190,6 +190,14 @@ def plan_joint_inference(
     ]
 
 
+def _pretrained_env(job: FederatedLearningJob, ctx: PlanContext) -> dict[str, str]:
+    """``BASE_MODEL_URL``: the ``pretrainedModel`` the first round starts from, if any."""
+    pretrained = job.spec.pretrained_model
+    if pretrained is None:
+        return {}
+    return {"BASE_MODEL_URL": _need(ctx.model_urls, pretrained.name, "model")}
+
+
 def plan_federated_learning(
     job: FederatedLearningJob, owner: OwnerRef, ctx: PlanContext
 ) -> list[DesiredWorker]:
@@ -213,6 +221,7 @@ def plan_federated_learning(
                 **common,
                 "AGG_BIND_PORT": port,
                 "MODEL_URL": _need(ctx.model_urls, agg.model.name, "model"),
+                **_pretrained_env(job, ctx),
             },
         )
     ]

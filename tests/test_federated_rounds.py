@@ -24,6 +24,7 @@ from sedna.core.federated_learning import (
     TrainerSettings,
     TrainingSummary,
     load_npz,
+    save_npz,
 )
 from sedna.core.federated_learning.checkpoint import CheckpointError, CheckpointRecord
 
@@ -367,6 +368,28 @@ def test_aggregator_writes_checkpoints_and_the_final_model(
     np.testing.assert_allclose(final["layer_0000"], np.full((3, 2), 1.0))
 
 
+def test_the_first_round_starts_from_the_pretrained_model(
+    aggregators: list[AggregationServer], tmp_path: Path
+) -> None:
+    pretrained = tmp_path / "base" / "global_model.npz"
+    save_npz(pretrained, [("w", np.full((3, 2), 10.0, np.float32)), ("b", np.ones(2, np.float32))])
+    aggregator = _aggregator(participants=1, exit_round=2, initial_model_path=pretrained)
+    aggregators.append(aggregator)
+    estimator = StepEstimator(0.5)
+    _run_all({"a": (_trainer(aggregator, "a", estimator), 3)})
+    assert aggregator.wait(10)
+    np.testing.assert_allclose(estimator.calls[0]["start"][0], np.full((3, 2), 10.0))
+    final = aggregator.coordinator.latest
+    assert final is not None and final.names == ("w", "b")
+    np.testing.assert_allclose(final.tensors[0], np.full((3, 2), 11.0))
+    np.testing.assert_allclose(final.tensors[1], np.full(2, 2.0))
+
+
+def test_a_missing_pretrained_model_is_named(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match=r"cannot read model file .*absent\.npz"):
+        _aggregator(initial_model_path=tmp_path / "absent.npz")
+
+
 # -- settings --------------------------------------------------------------------------------
 
 
@@ -379,8 +402,10 @@ def test_settings_come_from_the_worker_environment(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("MIN_NODE_NUMBER", "2")
     monkeypatch.setenv("MODEL_URL", "/models/fl")
     monkeypatch.setenv("round_wait_after_min_seconds", "2.5")
+    monkeypatch.setenv("BASE_MODEL_URL", "/models/base")
     settings = AggregatorSettings.from_env()
     assert settings.round_wait_after_min_seconds == 2.5
+    assert settings.initial_model_path == Path("/models/base/global_model.npz")
     assert (settings.job, settings.bind_port, settings.participants) == ("env-job", 7363, 3)
     assert (settings.exit_round, settings.min_node_number) == (7, 2)
     assert settings.model_path == Path("/models/fl/global_model.npz")

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from apis import parse_resource, to_canonical
-from apis.kinds import WorkerStatus
+from apis.kinds import ObjectRef, WorkerStatus
 from apis.messages import WorkerMessage, WorkerOutput
 from gm import status as rules
 from gm.plan import OwnerRef, PlanContext, PlanError, allocate_port, plan_workers
@@ -136,6 +136,26 @@ def test_federated_workers_share_token_and_aggregator_address() -> None:
     assert {t.env["AGG_PORT"] for t in trainers} == {"22000"}
     assert {t.env["SEDNA_JOB_TOKEN"] for t in [agg, *trainers]} == {"t0k"}
     assert [t.node for t in trainers] == ["edge0", "edge1", "edge2"]
+    assert "BASE_MODEL_URL" not in agg.env
+
+
+def test_federated_pretrained_model_reaches_the_aggregator() -> None:
+    job = to_canonical(parse_resource(load_sample("edgeai_federatedlearningtask.yaml")))
+    job = job.model_copy(
+        update={"spec": job.spec.model_copy(update={"pretrained_model": ObjectRef(name="base")})}
+    )
+    ctx = PlanContext(
+        model_urls={"model-demo1": "/m/global.npz", "base": "/m/pretrained.npz"},
+        dataset_urls={f"dataset-demo{i}": f"/d/{i}.txt" for i in range(3)},
+        default_node_address="127.0.0.1",
+        ports={"aggregation": 22000},
+        job_token="t0k",
+    )
+    agg = plan_workers(job, OWNER, ctx)[0]
+    assert agg.env["BASE_MODEL_URL"] == "/m/pretrained.npz"
+    missing = ctx.model_copy(update={"model_urls": {"model-demo1": "/m/global.npz"}})
+    with pytest.raises(PlanError, match="model 'base' not found"):
+        plan_workers(job, OWNER, missing)
 
 
 def test_allocate_port_skips_used_ports_and_is_stable() -> None:

@@ -17,6 +17,7 @@ _ENV_NAMES: dict[str, str] = {
     "service_name": "SERVICE_NAME",
     "lc_server": "LC_SERVER",
     "model_url": "MODEL_URL",
+    "base_model_url": "BASE_MODEL_URL",
     "model_urls": "MODEL_URLS",
     "train_dataset_url": "TRAIN_DATASET_URL",
     "test_dataset_url": "TEST_DATASET_URL",

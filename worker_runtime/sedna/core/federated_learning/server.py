@@ -18,6 +18,7 @@ from sedna.core.federated_learning.buffers import BufferPool
 from sedna.core.federated_learning.checkpoint import (
     CheckpointRecord,
     CheckpointStore,
+    load_npz,
     save_npz,
 )
 from sedna.core.federated_learning.coordinator import GlobalModel, RoundCoordinator, RoundStatus
@@ -231,6 +232,12 @@ class AggregationServer:
                         tensors=tuple(tensor for _, tensor in tensors),
                         sample_counts=record.sample_counts,
                     )
+        if initial_weights is None and self.settings.initial_model_path is not None:
+            initial_weights = load_npz(self.settings.initial_model_path)
+            LOG.info(
+                "starting from the pretrained model",
+                extra={"path": str(self.settings.initial_model_path)},
+            )
         if initial_weights is not None:
             # Round 0 is the starting point every worker pulls before its first round.
             return GlobalModel(

@@ -56,6 +56,9 @@ class AggregatorSettings(_Settings):
         0, ge=0, description="parameter keep_models: rounds' models kept (0: all)"
     )
     model_path: Path | None = Field(None, description="final model file, from MODEL_URL")
+    initial_model_path: Path | None = Field(
+        None, description="BASE_MODEL_URL: the pretrained model (npz) round 1 starts from"
+    )
     max_update_mb: float = Field(65536.0, gt=0, description="parameter max_update_mb")
 
     @model_validator(mode="after")
@@ -78,6 +81,7 @@ class AggregatorSettings(_Settings):
     def from_env(cls, **overrides: Any) -> AggregatorSettings:
         """Settings from the environment and job parameters; ``overrides`` win."""
         model_path, checkpoint_dir = _output_paths()
+        pretrained = BaseConfig.base_model_url
         values: dict[str, Any] = {
             "job": BaseConfig.resource_name() or DEFAULT_JOB,
             "token": BaseConfig.job_token,
@@ -94,6 +98,7 @@ class AggregatorSettings(_Settings):
             "checkpoint_dir": Context.get_parameters("checkpoint_dir") or checkpoint_dir,
             "keep_models": Context.get_parameters("keep_models"),
             "model_path": model_path,
+            "initial_model_path": _npz_file(pretrained) if pretrained else None,
             "max_update_mb": Context.get_parameters("max_update_mb"),
             "chunk_bytes": Context.get_parameters("chunk_bytes"),
         }
@@ -145,14 +150,18 @@ class TrainerSettings(_Settings):
         return _build(cls, values, overrides)
 
 
+def _npz_file(url: str) -> Path:
+    """A model URL as its npz file: the URL itself, or ``global_model.npz`` in that directory."""
+    target = Path(url)
+    return target if target.suffix == ".npz" else target / "global_model.npz"
+
+
 def _output_paths() -> tuple[Path | None, Path | None]:
     """Final model file and default checkpoint directory from ``MODEL_URL`` / ``OUTPUT_URL``."""
     model_url = BaseConfig.model_url
     if model_url:
-        target = Path(model_url)
-        if target.suffix == ".npz":
-            return target, target.parent / "checkpoints"
-        return target / "global_model.npz", target / "checkpoints"
+        model_file = _npz_file(model_url)
+        return model_file, model_file.parent / "checkpoints"
     output_url = BaseConfig.output_url
     if output_url:
         return Path(output_url) / "global_model.npz", Path(output_url) / "checkpoints"

@@ -62,10 +62,14 @@ def num_samples(data: Any) -> int:
     )
 
 
-def _to_named(weights: ModelWeights) -> NamedTensors:
+def _to_named(weights: ModelWeights, names: Sequence[str] = ()) -> NamedTensors:
+    """Named tensors of the estimator's weights. A list takes the names of the global model it
+    was given (e.g. a pretrained model's) when they fit, else ``layer_0000``, ``layer_0001``..."""
     if isinstance(weights, Mapping):
         return [(str(name), np.asarray(value)) for name, value in weights.items()]
-    return [(f"layer_{index:04d}", np.asarray(value)) for index, value in enumerate(weights)]
+    if len(names) != len(weights):
+        names = [f"layer_{index:04d}" for index in range(len(weights))]
+    return [(name, np.asarray(value)) for name, value in zip(names, weights, strict=True)]
 
 
 def _from_named(named: NamedTensors, like: ModelWeights) -> ModelWeights:
@@ -178,7 +182,8 @@ class FederatedLearning:
                     train_data, valid_data=valid_data, **self._train_kwargs(start_weights, kwargs)
                 )
                 summary.last_metrics = _metrics(result)
-                local = _to_named(self.estimator.get_weights())
+                names = [name for name, _ in base] if base else []
+                local = _to_named(self.estimator.get_weights(), names)
                 prepared = client.prepare_push(
                     round_number,
                     local,
