@@ -5,20 +5,27 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from sedna.algorithms.aggregation import FedProx, ProximalTerm
+from sedna.algorithms.aggregation import (
+    AggregationError,
+    ClientUpdate,
+    FedAvg,
+    FedProx,
+    ProximalTerm,
+)
 from sedna.common.errors import ConfigError
 from sedna.core.federated_learning import (
     AggregationServer,
     AggregatorSettings,
     CheckpointStore,
     FederatedLearning,
+    JobFailed,
     RoundAction,
     RoundPolicy,
     TrainerSettings,
@@ -229,12 +236,46 @@ def test_round_fails_when_too_few_workers_come(aggregators: list[AggregationServ
     )
     aggregators.append(aggregator)
     trainer = _trainer(aggregator, "alone", StepEstimator(1.0))
-    from sedna.core.federated_learning import JobFailed
-
     with pytest.raises(JobFailed, match=r"only 1 of 2 training workers.*min_node_number"):
         trainer.train(list(range(4)))
     assert aggregator.wait(5)
     assert aggregator.status().failure is not None
+
+
+class _BrokenRule(FedAvg):
+    """Fails to aggregate round 2."""
+
+    def aggregate(self, updates: Sequence[ClientUpdate]) -> list[np.ndarray]:
+        if self.round_number == 2:
+            raise AggregationError("rule broke on purpose")
+        return super().aggregate(updates)
+
+
+def test_a_failing_aggregation_fails_the_job_and_tells_the_workers(
+    aggregators: list[AggregationServer],
+) -> None:
+    # The last update of a round closes it in its own push: the failure must still fail the
+    # job (not just that push) and reach every worker.
+    aggregator = _aggregator(aggregation=_BrokenRule(), exit_round=3, exit_grace_seconds=0)
+    aggregators.append(aggregator)
+    errors: list[BaseException] = []
+
+    def train(worker: str) -> None:
+        try:
+            _trainer(aggregator, worker, StepEstimator(1.0)).train(list(range(4)))
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=train, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert aggregator.wait(10)
+    assert "rule broke on purpose" in (aggregator.status().failure or "")
+    assert aggregator.status().latest_round == 1
+    assert len(errors) == 2 and all(isinstance(error, JobFailed) for error in errors), errors
+    assert all("rule broke on purpose" in str(error) for error in errors)
 
 
 # -- the round policy ------------------------------------------------------------------------

@@ -108,6 +108,9 @@ class AggregationServer:
         self._loop: threading.Thread | None = None
         self._done = threading.Event()
         self._stop = threading.Event()
+        # One closer of rounds at a time: the round loop (timeouts) or the push thread whose
+        # update completes the round.
+        self._closing = threading.Lock()
         self._error: BaseException | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -142,6 +145,7 @@ class AggregationServer:
             self.settings.chunk_bytes,
             self.settings.participants,
             self.buffers,
+            on_update=self._close_round,
         )
         server.add_generic_rpc_handlers((service.handler(),))
         address = f"{self.settings.bind_host}:{self.settings.bind_port}"
@@ -247,37 +251,63 @@ class AggregationServer:
             )
         return None
 
+    def _policy_inputs(self, status: RoundStatus) -> tuple[int, float, float | None]:
+        """Updates held, seconds open, when the minimum was reached: what the policy reads."""
+        return len(status.updates), status.seconds_open, status.reached(self.policy.min_updates)
+
+    def _decide(self, status: RoundStatus) -> RoundAction:
+        return self.policy.decide(*self._policy_inputs(status))
+
+    def _over(self, status: RoundStatus) -> bool:
+        return status.finished or status.failure is not None or self._stop.is_set()
+
     def _next_action(self) -> tuple[RoundAction, RoundStatus]:
         condition = self.coordinator.condition
         with condition:
             while True:
                 status = self.coordinator.status()
-                if status.finished or self._stop.is_set():
+                if self._over(status):
                     return RoundAction.WAIT, status
-                received = len(status.updates)
-                min_reached = status.reached(self.policy.min_updates)
-                action = self.policy.decide(received, status.seconds_open, min_reached)
+                action = self._decide(status)
                 if action is not RoundAction.WAIT:
                     return action, status
-                pause = self.policy.seconds_until_change(received, status.seconds_open, min_reached)
+                pause = self.policy.seconds_until_change(*self._policy_inputs(status))
                 condition.wait(min(max(pause, 0.01), 1.0))
+
+    def _close_round(self) -> None:
+        """Aggregate the open round if the policy says so now; a failure fails the job."""
+        with self._closing:
+            status = self.coordinator.status()
+            if self._over(status) or status.aggregating:
+                return
+            if self._decide(status) is not RoundAction.AGGREGATE:
+                return
+            try:
+                self._aggregate_round()
+            except BaseException as error:  # the job fails; the process keeps answering why
+                self._fail(error)
+
+    def _fail(self, error: BaseException) -> None:
+        if self._error is not None:
+            return  # the first failure is the one to report
+        self._error = error
+        LOG.error("federated job failed", exc_info=error)
+        self.coordinator.fail(str(error))
+        self.reporter.report("failed", {"currentRound": self.status().latest_round})
 
     def _run(self) -> None:
         try:
-            while not self._stop.is_set():
+            while True:
                 action, status = self._next_action()
-                if status.finished or self._stop.is_set():
+                if self._over(status):
                     break
                 if action is RoundAction.FAIL:
                     raise JobFailed(self.policy.failure_message(len(status.updates)))
-                self._aggregate_round()
-            if not self._stop.is_set():
+                self._close_round()
+            if not self._stop.is_set() and self._error is None:
                 self._finish()
         except BaseException as error:  # the job fails; the process keeps answering why
-            self._error = error
-            LOG.exception("federated job failed")
-            self.coordinator.fail(str(error))
-            self.reporter.report("failed", {"currentRound": self.status().latest_round})
+            self._fail(error)
         finally:
             self._done.set()
 

@@ -124,8 +124,12 @@ class WeightExchangeService:
         chunk_bytes: int,
         participants: int,
         buffers: BufferPool,
+        on_update: Callable[[], None] = lambda: None,
     ) -> None:
         self.coordinator = coordinator
+        # Called after each accepted update, before the ack: the aggregator closes the round
+        # right there when that update completes it (no hand-off to another thread).
+        self.on_update = on_update
         self.codecs = codecs
         self.chunk_bytes = chunk_bytes
         self.participants = participants
@@ -180,6 +184,7 @@ class WeightExchangeService:
                     "held": held,
                 },
             )
+            self.on_update()
             return pb2.PushAck(
                 round=round_number,
                 received_bytes=assembler.received,
