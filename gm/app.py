@@ -14,6 +14,7 @@ from broker.upstream import UpstreamReceiver
 from broker.urls import bus_settings_from_url
 from gm.controller import GlobalManager
 from gm.http import OpsServer
+from gm.jobmetrics import JobStateCollector
 from gm.leader import LeaderElector
 from gm.metrics import GMMetrics
 from gm.settings import GMSettings
@@ -54,6 +55,7 @@ class GMApp:
             settings.lease_duration,
         )
         self.manager = GlobalManager(settings, self.api_client, self.bus, self.metrics)
+        self.metrics.registry.register(JobStateCollector(self.manager.job_objects))
         self.receiver = UpstreamReceiver(
             self.bus,
             Dedup(self.redis),

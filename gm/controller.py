@@ -11,7 +11,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -141,6 +141,14 @@ class GlobalManager:
 
     def _kinds_informers(self) -> list[tuple[str, Informer]]:
         return [(kid, self.informers[kid]) for kid in self._kinds]
+
+    def job_objects(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(kind, object)`` of every job and service the GM watches (not Datasets, Models)."""
+        for kid, informer in self._kinds_informers():
+            kind = self._kinds[kid].kind
+            if kind not in ("Dataset", "Model"):
+                for obj in informer.list():
+                    yield kind, obj
 
     @staticmethod
     def _key(kid: str, obj: dict[str, Any]) -> str:

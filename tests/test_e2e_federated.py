@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -129,6 +130,11 @@ def _job(
     return [*datasets, model, job]
 
 
+def _gm_metrics(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        return response.read().decode()
+
+
 def _status(cluster: Cluster) -> dict[str, Any]:
     return cluster.get("federatedlearningjobs", "digits").get("status") or {}
 
@@ -151,6 +157,25 @@ def test_job_runs_on_the_named_nodes_to_succeeded_with_status(
     assert [workers[f"digits-training-{i}"]["nodeName"] for i in range(3)] == list(EDGES)
     table = fl_cluster.kubectl("get", "fl", "digits")
     assert "Succeeded" in table and " 3 " in table
+    # Operators see the same on the GM's /metrics, read from its caches at scrape time.
+    gm = fl_cluster.stack.gm
+    assert gm is not None
+    # The status just read may be newer than the GM's informer cache: wait for the cache.
+    wait_for(
+        lambda: (
+            'sedna_job_phase{kind="FederatedLearningJob",name="digits",namespace="default",'
+            'phase="Succeeded"} 1.0' in _gm_metrics(gm.ops.port)
+        ),
+        30,
+        "the GM's metrics to show the job",
+    )
+    text = _gm_metrics(gm.ops.port)
+    assert 'sedna_federated_current_round{name="digits",namespace="default"} 3.0' in text
+    for node in status["nodes"]:
+        assert (
+            f'sedna_federated_node_samples{{name="digits",namespace="default",'
+            f'node="{node["nodeName"]}"}} {float(node["numberOfSamples"])}' in text
+        )
 
 
 def test_a_killed_trainer_leaves_the_others_to_finish_the_job(

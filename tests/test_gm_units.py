@@ -268,3 +268,51 @@ def test_planning_inputs_ignore_status_writes_but_not_urls_or_addresses() -> Non
     addressed = {**node, "status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.1"}]}}
     assert planning_inputs(heartbeat) == planning_inputs(node)
     assert planning_inputs(addressed) != planning_inputs(node)
+
+
+def test_job_state_metrics_come_from_the_watched_objects() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from gm.jobmetrics import JobStateCollector
+
+    objects: list[tuple[str, dict[str, object]]] = [
+        (
+            "FederatedLearningJob",
+            {
+                "metadata": {"name": "fl", "namespace": "team"},
+                "status": {
+                    "phase": "Running",
+                    "active": 4,
+                    "failed": 0,
+                    "currentRound": 7,
+                    "aggregationCount": 7,
+                    "nodes": [{"nodeName": "edge0", "numberOfSamples": 406}],
+                },
+            },
+        ),
+        ("JointInferenceService", {"metadata": {"name": "ji"}, "status": {"active": 2}}),
+        ("IncrementalLearningJob", {"metadata": {"name": "il", "namespace": "x"}}),
+    ]
+    registry = CollectorRegistry()
+    registry.register(JobStateCollector(lambda: list(objects)))
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(generate_latest(registry).decode())
+        for sample in family.samples
+    }
+    fl = (("kind", "FederatedLearningJob"), ("name", "fl"), ("namespace", "team"))
+    assert samples[("sedna_job_phase", tuple(sorted((*fl, ("phase", "Running")))))] == 1
+    assert samples[("sedna_job_workers", tuple(sorted((*fl, ("state", "active")))))] == 4
+    where = (("name", "fl"), ("namespace", "team"))
+    assert samples[("sedna_federated_current_round", where)] == 7
+    assert samples[("sedna_federated_aggregations", where)] == 7
+    assert samples[("sedna_federated_node_samples", (*where, ("node", "edge0")))] == 406
+    ji = (("kind", "JointInferenceService"), ("name", "ji"), ("namespace", "default"))
+    assert samples[("sedna_job_workers", tuple(sorted((*ji, ("state", "active")))))] == 2
+    # A job without status yet has no series; later scrapes see changes as they happen.
+    assert not any(labels and ("name", "il") in labels for _, labels in samples)
+    objects[0][1]["status"]["currentRound"] = 8  # type: ignore[index]
+    assert b'sedna_federated_current_round{name="fl",namespace="team"} 8.0' in generate_latest(
+        registry
+    )
