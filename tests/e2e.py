@@ -53,6 +53,10 @@ class Cluster:
             "sedna.io", "v1alpha1", namespace, plural, name
         )
 
+    def status(self, plural: str, name: str, namespace: str = "default") -> dict[str, Any]:
+        """A sedna.io object's status (empty until the GM writes one)."""
+        return self.get(plural, name, namespace).get("status") or {}
+
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:

@@ -35,7 +35,7 @@ def test_workers_run_on_their_nodes_report_and_stop_on_delete(cluster: Cluster) 
     cluster.apply(joint_inference("demo", {"REPORTS": "3"}))
 
     def running() -> bool:
-        status = cluster.get("jointinferenceservices", "demo").get("status") or {}
+        status = cluster.status("jointinferenceservices", "demo")
         conditions = status.get("conditions") or [{}]
         return status.get("active") == 2 and conditions[-1].get("type") == "Running"
 
@@ -76,7 +76,7 @@ def test_dataset_sample_count_follows_its_index_file(cluster: Cluster, tmp_path:
     )
 
     def samples() -> int | None:
-        return (cluster.get("datasets", "ds").get("status") or {}).get("numberOfSamples")
+        return cluster.status("datasets", "ds").get("numberOfSamples")
 
     wait_for(lambda: samples() == 2, 30, "2 samples")
     with index.open("a") as handle:
@@ -97,9 +97,7 @@ def test_invalid_resource_is_refused_and_the_gm_keeps_working(cluster: Cluster) 
     cluster.apply(models())
     cluster.apply(joint_inference("after", {"REPORTS": "1"}))
     wait_for(
-        lambda: (
-            (cluster.get("jointinferenceservices", "after").get("status") or {}).get("active") == 2
-        ),
+        lambda: cluster.status("jointinferenceservices", "after").get("active") == 2,
         30,
         "the next service still runs",
     )
@@ -216,10 +214,7 @@ def test_malformed_upstream_payloads_are_counted_dropped_and_harmless(cluster: C
     cluster.apply(models())
     cluster.apply(joint_inference("still-fine", {"REPORTS": "1"}))
     wait_for(
-        lambda: (
-            (cluster.get("jointinferenceservices", "still-fine").get("status") or {}).get("active")
-            == 2
-        ),
+        lambda: cluster.status("jointinferenceservices", "still-fine").get("active") == 2,
         30,
         "the GM still reconciles",
     )
@@ -229,10 +224,7 @@ def test_stopping_the_stack_stops_its_workers(cluster: Cluster) -> None:
     cluster.apply(models())
     cluster.apply(joint_inference("short-lived", {"REPORTS": "0"}))
     wait_for(
-        lambda: (
-            (cluster.get("jointinferenceservices", "short-lived").get("status") or {}).get("active")
-            == 2
-        ),
+        lambda: cluster.status("jointinferenceservices", "short-lived").get("active") == 2,
         30,
         "both workers running",
     )

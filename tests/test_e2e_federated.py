@@ -136,7 +136,7 @@ def _gm_metrics(port: int) -> str:
 
 
 def _status(cluster: Cluster) -> dict[str, Any]:
-    return cluster.get("federatedlearningjobs", "digits").get("status") or {}
+    return cluster.status("federatedlearningjobs", "digits")
 
 
 def test_job_runs_on_the_named_nodes_to_succeeded_with_status(

@@ -50,10 +50,7 @@ def test_workers_become_owned_pods_whose_phases_drive_the_status(pods_cluster: C
     for name in ("svc-edge", "svc-cloud"):  # what a kubelet would report
         core.patch_namespaced_pod_status(name, "default", {"status": {"phase": "Running"}})
     wait_for(
-        lambda: (
-            (pods_cluster.get("jointinferenceservices", "svc").get("status") or {}).get("active")
-            == 2
-        ),
+        lambda: pods_cluster.status("jointinferenceservices", "svc").get("active") == 2,
         30,
         "status counts the running pods",
     )

@@ -7,8 +7,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sedna.core.federated_learning import AggregationClient, AggregationServer, AggregatorSettings
+from sedna.core.federated_learning import AggregationClient, AggregationServer
 from sedna.core.federated_learning.buffers import BufferPool
+from tests.federated_support import loopback_settings
 
 MIB = 1 << 20
 
@@ -53,26 +54,11 @@ def test_small_buffers_are_not_pooled() -> None:
         BufferPool(keep=0)
 
 
-def _server(**overrides: Any) -> AggregationServer:
-    settings = AggregatorSettings(
-        job="buffers",
-        token="token",
-        bind_host="127.0.0.1",
-        bind_port=0,
-        participants=2,
-        exit_round=3,
-        round_timeout_seconds=60,
-        exit_grace_seconds=0,
-        **overrides,
-    )
-    return AggregationServer(settings=settings).serve()
-
-
 def test_models_in_use_survive_the_rounds_that_reuse_buffers() -> None:
     """Round after round the receive buffers are recycled (the global model is built in one of
     them); a model someone still holds, on either side, keeps its values."""
     size = 3 * MIB // 4  # 3 MiB float32 tensors: pooled on both sides
-    server = _server()
+    server = AggregationServer(settings=loopback_settings("buffers", "token")).serve()
     links = [
         AggregationClient(f"127.0.0.1:{server.port}", "token", "buffers", f"w{index}")
         for index in range(2)

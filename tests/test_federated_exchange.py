@@ -16,7 +16,6 @@ from sedna.algorithms.compression import get_codec
 from sedna.core.federated_learning import (
     AggregationClient,
     AggregationServer,
-    AggregatorSettings,
     InvalidUpdate,
     NotAuthenticated,
     RoundNotOpen,
@@ -25,6 +24,7 @@ from sedna.core.federated_learning import (
 from sedna.core.federated_learning.framing import Chunk, chunk_of, deserializer, serialize
 from sedna.core.federated_learning.service import pb2, pb2_grpc
 from sedna.core.federated_learning.wire import TOKEN_METADATA_KEY, iter_chunks
+from tests.federated_support import loopback_settings
 
 TOKEN = "s3cret-token"
 JOB = "exchange-test"
@@ -34,24 +34,11 @@ MODEL = [
 ]
 
 
-def _settings(**overrides: Any) -> AggregatorSettings:
-    values: dict[str, Any] = {
-        "job": JOB,
-        "token": TOKEN,
-        "bind_host": "127.0.0.1",
-        "bind_port": 0,
-        "participants": 2,
-        "exit_round": 3,
-        "round_timeout_seconds": 60,
-        "exit_grace_seconds": 0,
-    }
-    values.update(overrides)
-    return AggregatorSettings(**values)
-
-
 @pytest.fixture
 def server() -> Iterator[AggregationServer]:
-    aggregator = AggregationServer(settings=_settings(), initial_weights=MODEL).serve()
+    aggregator = AggregationServer(
+        settings=loopback_settings(JOB, TOKEN), initial_weights=MODEL
+    ).serve()
     yield aggregator
     aggregator.stop(grace=0)
 
@@ -298,7 +285,9 @@ def test_large_model_streams_both_ways() -> None:
     rng = np.random.default_rng(3)
     big = rng.standard_normal(16 * 1024 * 1024, dtype=np.float32).reshape(4096, 4096)  # 64 MiB
     tensors = [("big", big), ("bias", rng.standard_normal(4096).astype(np.float32))]
-    aggregator = AggregationServer(settings=_settings(participants=1, exit_round=1)).serve()
+    aggregator = AggregationServer(
+        settings=loopback_settings(JOB, TOKEN, participants=1, exit_round=1)
+    ).serve()
     try:
         with _client(aggregator) as client:
             ack = client.push(1, tensors, 100)

@@ -20,12 +20,12 @@ import pytest
 
 from sedna.core.federated_learning import (
     AggregationServer,
-    AggregatorSettings,
     FederatedLearning,
     TrainerSettings,
     TrainingSummary,
     load_npz,
 )
+from tests.federated_support import loopback_settings
 
 TOKEN = "recovery-token"
 JOB = "recovery-test"
@@ -122,11 +122,9 @@ def test_round_completes_when_a_worker_dies_mid_push(
     processes: list[subprocess.Popen[str]],
 ) -> None:
     aggregator = AggregationServer(
-        settings=AggregatorSettings(
-            job=JOB,
-            token=TOKEN,
-            bind_host="127.0.0.1",
-            bind_port=0,
+        settings=loopback_settings(
+            JOB,
+            TOKEN,
             participants=3,
             min_node_number=2,
             round_timeout_seconds=1.5,

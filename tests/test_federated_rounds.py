@@ -34,6 +34,7 @@ from sedna.core.federated_learning import (
     save_npz,
 )
 from sedna.core.federated_learning.checkpoint import CheckpointError, CheckpointRecord
+from tests.federated_support import loopback_settings
 
 TOKEN = "rounds-token"
 JOB = "rounds-test"
@@ -63,19 +64,9 @@ class StepEstimator:
 
 
 def _aggregator(**overrides: Any) -> AggregationServer:
-    values: dict[str, Any] = {
-        "job": JOB,
-        "token": TOKEN,
-        "bind_host": "127.0.0.1",
-        "bind_port": 0,
-        "participants": 2,
-        "exit_round": 3,
-        "round_timeout_seconds": 60,
-        "exit_grace_seconds": 5,
-    }
     aggregation = overrides.pop("aggregation", None)
-    values.update(overrides)
-    return AggregationServer(aggregation, settings=AggregatorSettings(**values)).serve()
+    settings = loopback_settings(JOB, TOKEN, **{"exit_grace_seconds": 5, **overrides})
+    return AggregationServer(aggregation, settings=settings).serve()
 
 
 @pytest.fixture
