@@ -53,6 +53,10 @@ PODS = "pods"
 STATUS_RETRIES = 5
 
 
+# Kinds that jobs are planned from, not jobs themselves.
+INPUT_KINDS = frozenset({"Model", "Dataset"})
+
+
 def kind_id(info: KindInfo) -> str:
     """The work-queue prefix of a kind: ``<plural>.<group>``."""
     return f"{info.plural}.{info.group}"
@@ -142,13 +146,17 @@ class GlobalManager:
     def _kinds_informers(self) -> list[tuple[str, Informer]]:
         return [(kid, self.informers[kid]) for kid in self._kinds]
 
+    def _job_informers(self) -> list[tuple[str, Informer]]:
+        """The informers of jobs and services (not of the Models and Datasets they use)."""
+        return [
+            (k, i) for k, i in self._kinds_informers() if self._kinds[k].kind not in INPUT_KINDS
+        ]
+
     def job_objects(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        """``(kind, object)`` of every job and service the GM watches (not Datasets, Models)."""
-        for kid, informer in self._kinds_informers():
-            kind = self._kinds[kid].kind
-            if kind not in ("Dataset", "Model"):
-                for obj in informer.list():
-                    yield kind, obj
+        """``(kind, object)`` of every job and service the GM watches."""
+        for kid, informer in self._job_informers():
+            for obj in informer.list():
+                yield self._kinds[kid].kind, obj
 
     @staticmethod
     def _key(kid: str, obj: dict[str, Any]) -> str:
@@ -157,7 +165,7 @@ class GlobalManager:
     def _on_event(self, kid: str) -> Callable[[str, dict[str, Any]], None]:
         def handle(event_type: str, obj: dict[str, Any]) -> None:
             self.queue.add(self._key(kid, obj))
-            if self._kinds[kid].kind in ("Model", "Dataset"):
+            if self._kinds[kid].kind in INPUT_KINDS:
                 self._requeue_jobs_if_changed(kid, event_type, obj)
 
         return handle
@@ -187,10 +195,9 @@ class GlobalManager:
     def _requeue_jobs(self) -> None:
         if not self.ready.is_set():
             return
-        for kid, informer in self._kinds_informers():
-            if self._kinds[kid].kind not in ("Model", "Dataset"):
-                for obj in informer.list():
-                    self.queue.add(self._key(kid, obj))
+        for kid, informer in self._job_informers():
+            for obj in informer.list():
+                self.queue.add(self._key(kid, obj))
 
     def _on_retained(self, message: BusMessage) -> None:
         if message.retain:
