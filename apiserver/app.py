@@ -40,6 +40,7 @@ from apiserver.selectors import FieldSelector, LabelSelector, SelectorError
 from apiserver.store import StoreClosed
 from apiserver.table import table
 from apiserver.watch import Watch, WatchRequest
+from broker import boundedjson
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ KUBERNETES_VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.5"}
 # Paths a client may read without a token (as the real server's system:public-info-viewer).
 PUBLIC_PATHS = frozenset({"/version", "/healthz", "/livez", "/readyz"})
 JSON = "application/json"
+# The HTTP layer caps the bytes; nesting is capped here, before any recursive code runs.
+BODY_LIMITS = boundedjson.JsonLimits(max_bytes=32 * 1024 * 1024, max_depth=100)
 BODY_MEDIA_TYPES = (
     "application/json",
     "application/yaml",
@@ -366,19 +369,27 @@ class ApiApp:
         text = request.body.decode("utf-8", errors="replace")
         if "yaml" in content_type:
             try:
-                return yaml.safe_load(text), ()
+                value = yaml.safe_load(text)
+            except RecursionError:
+                raise err.bad_request(
+                    f"error decoding YAML: nests deeper than {BODY_LIMITS.max_depth} levels"
+                ) from None
             except yaml.YAMLError as exc:
                 if content_type != APPLY_PATCH:
                     raise err.bad_request(f"error converting YAML to JSON: {exc}") from exc
                 raise err.bad_request(f"error decoding YAML: {exc}") from exc
+            try:
+                boundedjson.check_shape(value, BODY_LIMITS, source_bytes=len(request.body))
+            except boundedjson.BodyError as exc:
+                raise err.bad_request(f"error decoding YAML: {exc}") from None
+            return value, ()
         duplicates = _DuplicateKeys()
         try:
-            return json.loads(text, object_pairs_hook=duplicates), tuple(duplicates.found)
-        except json.JSONDecodeError as exc:
+            value = boundedjson.loads(text, BODY_LIMITS, object_pairs_hook=duplicates)
+        except boundedjson.BodyError as exc:
             kind = f"{target.rt.kind} " if target else ""
-            raise err.bad_request(
-                f"{kind}couldn't get version/kind; json parse error: {exc.msg} at offset {exc.pos}"
-            ) from exc
+            raise err.bad_request(f"{kind}couldn't get version/kind; {exc}") from None
+        return value, tuple(duplicates.found)
 
     def _body(self, request: Request, target: _Target) -> tuple[Any, WriteOptions]:
         body, duplicates = self._parse_body(request, target)

@@ -14,13 +14,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from apiserver.app import ApiApp, Request, Response
+from apiserver.app import BODY_LIMITS, ApiApp, Request, Response, error_response
+from apiserver.errors import ApiError
+from broker.boundedjson import BodyError
 
 log = logging.getLogger(__name__)
 
 # An idle keep-alive connection is closed after this long.
 IDLE_TIMEOUT_SECONDS = 120.0
-MAX_BODY_BYTES = 32 * 1024 * 1024
+_REASONS = {400: "BadRequest", 413: "RequestEntityTooLarge"}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -67,24 +69,35 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve()
 
     def _read_body(self) -> bytes:
+        """The request body; raises `BodyError` (a 4xx) when it is too large or malformed."""
+        limit = BODY_LIMITS.max_bytes
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
             chunks = []
             total = 0
             while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                size_text = self.rfile.readline(64).split(b";")[0].strip()
+                try:
+                    size = int(size_text or b"0", 16)
+                except ValueError:
+                    raise BodyError(f"invalid chunk size {size_text!r}", "bad_framing") from None
                 if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
                         pass
                     break
                 total += size
-                if total > MAX_BODY_BYTES:
-                    raise ValueError("request body too large")
+                if total > limit:
+                    raise BodyError(f"request body exceeds the limit of {limit} bytes", "too_large")
                 chunks.append(self.rfile.read(size))
-                self.rfile.readline()
+                self.rfile.readline(64)
             return b"".join(chunks)
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
-            raise ValueError("request body too large")
+        length_text = self.headers.get("Content-Length") or "0"
+        if not length_text.strip().isdigit():
+            raise BodyError(f"invalid Content-Length {length_text!r}", "bad_framing")
+        length = int(length_text)
+        if length > limit:
+            raise BodyError(
+                f"request body of {length} bytes exceeds the limit of {limit}", "too_large"
+            )
         return self.rfile.read(length) if length else b""
 
     def _client_gone(self) -> bool:
@@ -100,8 +113,11 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         try:
             body = self._read_body()
-        except ValueError as exc:
-            self.send_error(413, str(exc))
+        except BodyError as exc:
+            # The rest of the body is not read: the connection cannot be reused.
+            self.close_connection = True
+            code = 413 if exc.reason == "too_large" else 400
+            self._send(error_response(ApiError(code, _REASONS[code], str(exc))))
             return
         request = Request(
             method=self.command,

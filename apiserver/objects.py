@@ -167,6 +167,14 @@ class ObjectService:
                 f"{self._where(rt, version)}: json: cannot unmarshal {kind} into Go value of "
                 "type map[string]interface {}"
             )
+        if rt.crd_name is not None:
+            # Custom resources are decoded without defaults for their type, as the real
+            # server's unstructured decoder does: both fields must be written.
+            for required, spelled in (("kind", "Kind"), ("apiVersion", "apiVersion")):
+                if not obj.get(required):
+                    shown = canonical_json(obj)
+                    shown = shown if len(shown) <= 1024 else shown[:1024] + "..."
+                    raise err.bad_request(f"Object '{spelled}' is missing in '{shown}'")
         expected = rt.api_version(version)
         api_version = obj.get("apiVersion")
         if api_version and api_version != expected:
@@ -464,6 +472,16 @@ class ObjectService:
             old = txn.get(key)
             if old is None:
                 raise err.not_found(rt.plural, rt.group, name)
+            uid, old_uid = meta.get("uid"), _meta(old).get("uid")
+            if uid and uid != old_uid:
+                # A PUT's uid is a precondition (the real server's `defaultUpdatedObjectInfo`).
+                raise err.conflict(
+                    rt.plural,
+                    rt.group,
+                    name,
+                    f"Precondition failed: UID in precondition: {uid}, UID in object meta: "
+                    f"{old_uid}",
+                )
             self._precondition(
                 rt, old, meta.get("resourceVersion"), required_rv=not rt.unconditional_update
             )
@@ -516,13 +534,8 @@ class ObjectService:
                 patched = self._apply_patch(rt, current, content_type, body, name)
                 obj = self._check_type_meta(rt, version, patched)
                 warnings = self._decode(rt, version, obj, opts)
+                _check_immutable(rt, name, _meta(obj), _meta(old))
                 meta = _meta(obj)
-                for immutable in ("name", "namespace"):
-                    if meta.get(immutable, "") != _meta(old).get(immutable, ""):
-                        problem = err.invalid(
-                            f"metadata.{immutable}", meta.get(immutable), "field is immutable"
-                        )
-                        raise err.invalid_object(rt.kind, rt.group, name, [problem])
                 self._precondition(rt, old, meta.get("resourceVersion"), required_rv=False)
                 new = self._merge_server_fields(rt, old, obj, subresource)
                 result, removed = self._commit_update(txn, rt, version, key, old, new, opts)
@@ -808,6 +821,24 @@ class ObjectService:
                 self.registry.put(resource_type_from_crd(stored))
             except (ValueError, KeyError) as exc:
                 log.error("stored CRD %s cannot be served: %s", _meta(stored).get("name"), exc)
+
+
+def _check_immutable(
+    rt: ResourceType, name: str, meta: dict[str, Any], old_meta: dict[str, Any]
+) -> None:
+    """422 when a patch changes the name, namespace or uid (a missing uid keeps the old one).
+
+    Other server-owned fields (creationTimestamp, generation, deletionTimestamp) are reset to
+    the stored values afterwards, as the real server's `BeforeUpdate` does.
+    """
+    problems = [
+        err.invalid(f"metadata.{field_name}", meta.get(field_name), "field is immutable")
+        for field_name in ("name", "namespace", "uid")
+        if (field_name != "uid" or meta.get("uid"))
+        and meta.get(field_name, "") != old_meta.get(field_name, "")
+    ]
+    if problems:
+        raise err.invalid_object(rt.kind, rt.group, name, problems)
 
 
 def _name_mismatch(body_name: str, url_name: str) -> ApiError:
