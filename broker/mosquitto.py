@@ -4,6 +4,9 @@ With authentication on, every node has its own user (named like the node) that m
 ``sedna/node/<node>/down/#`` and ``sedna/node/<node>/ack`` and write only
 ``sedna/node/<node>/up/#`` and ``sedna/node/<node>/state``; the ``gm`` user may do everything
 under ``sedna/#``. Passwords are random and returned, so ``sedna up`` can hand them out.
+Client ids are bound to users (the broker uses the user name as the client id), so each user
+has exactly one session: a second connection of a user replaces the first, and no user can
+reach another user's session.
 """
 
 from __future__ import annotations
@@ -184,6 +187,9 @@ def render_config(
     if options.auth:
         lines += [
             "allow_anonymous false",
+            # A client's id is its user name, whatever it asks for: no user can take over
+            # another's session (connecting with another node's or the GM's client id).
+            "use_username_as_clientid true",
             f"password_file {password_file}",
             f"acl_file {acl_file}",
         ]
