@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 
@@ -32,12 +32,16 @@ class FreeForm(ApiModel):
 
 
 class OwnerReference(ApiModel):
-    """Points from a dependent object (a worker) to the resource that owns it."""
+    """Points from a dependent object (a worker) to the resource that owns it.
 
-    api_version: str
+    The GM always sets ``apiVersion`` and ``uid``; the LC needs only ``kind`` and ``name``, so a
+    worker spec written by hand may leave the others out.
+    """
+
+    api_version: str | None = None
     kind: str
     name: str
-    uid: str
+    uid: str | None = None
     controller: bool | None = None
     block_owner_deletion: bool | None = None
 
@@ -74,10 +78,15 @@ class ObjectRef(ApiModel):
 class EnvVar(ApiModel):
     """A container environment variable (only literal values are used by the LC)."""
 
-    name: str
+    name: str = Field(min_length=1)
     value: str | None = None
 
     model_config = ConfigDict(json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
+
+    @property
+    def value_from(self) -> Any:
+        """``valueFrom`` as given (kept as an unknown field), or ``None``."""
+        return (self.model_extra or {}).get("valueFrom")
 
 
 class Container(ApiModel):
@@ -93,6 +102,9 @@ class Container(ApiModel):
     model_config = ConfigDict(json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
 
 
+RESTART_POLICIES = ("Always", "OnFailure", "Never")
+
+
 class PodSpec(ApiModel):
     """A pod spec: where the worker runs and what it runs."""
 
@@ -101,6 +113,13 @@ class PodSpec(ApiModel):
     restart_policy: str | None = None
 
     model_config = ConfigDict(json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
+
+    @field_validator("restart_policy")
+    @classmethod
+    def _known_policy(cls, value: str | None) -> str | None:
+        if value is not None and value not in RESTART_POLICIES:
+            raise ValueError(f"must be one of {', '.join(RESTART_POLICIES)}, not {value!r}")
+        return value
 
 
 class PodTemplateSpec(ApiModel):

@@ -112,6 +112,10 @@ class JobStatus(ApiModel):
     active: int | None = None
     succeeded: int | None = None
     failed: int | None = None
+    metrics: list[KeyValue] | None = Field(
+        default=None,
+        description="What the workers reported: counters and model metrics (values as text).",
+    )
 
 
 # --- Joint inference ------------------------------------------------------------------------------
@@ -141,8 +145,6 @@ class JointInferenceServiceSpec(ApiModel):
 
 class JointInferenceServiceStatus(JobStatus):
     """Service conditions (Pending, Running, Failed), worker counts and inference metrics."""
-
-    metrics: list[KeyValue] | None = None
 
 
 class JointInferenceService(SednaResource):

@@ -1,18 +1,70 @@
-"""What travels upstream from LCs to the GM (the payload of a bus envelope).
+"""What travels between workers, LCs and the GM: worker reports, worker pods, bus messages.
+
+- :class:`WorkerReport`: the ``info`` body a worker POSTs to its LC (seed 001; upstream's
+  ``LCReporter`` body with ``results``/``ownerInfo``). The worker library keeps its own copy
+  (``sedna.common.report``, it must not import the control plane); ``tests/test_contracts.py``
+  feeds both the same fixtures.
+- :class:`WorkerPod`: a worker as the GM publishes it to the node that runs it (a Pod object).
+- :data:`UpstreamMessage`: the payload of an upstream bus envelope, a :class:`WorkerMessage` or a
+  :class:`DatasetMessage` told apart by ``type``; :func:`parse_upstream` decodes it once.
 
 Field names follow the design documents' ``WorkerMessage`` (``phase``, ``status``,
-``output{models, taskInfo, ownerInfo}``) of seeds 000 and 002. The worker's own ``info`` report
-to its LC (seed 001) is parsed by the LC (``lc.reports``) and carried here as ``output``.
+``output{models, taskInfo, ownerInfo}``) of seeds 000 and 002.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import (
+    AliasChoices,
+    Discriminator,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    field_validator,
+    model_validator,
+)
 
-from apis.base import ApiModel
+from apis.base import ApiModel, OwnerReference, PodTemplateSpec
+
+DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+#: A worker or object name (DNS-1123 subdomain) and a namespace (DNS-1123 label).
+ObjectName = Annotated[str, Field(pattern=DNS1123_SUBDOMAIN, max_length=253)]
+Namespace = Annotated[str, Field(pattern=DNS1123_LABEL, max_length=63)]
+
+
+def _one_metric_error(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    try:
+        return handler(value)
+    except ValidationError:
+        raise ValueError(
+            f"a metric must be a number, a list of numbers or a string, not {value!r}"
+        ) from None
+
+
+#: A model metric: a number, a list of numbers (upstream's eval workers send
+#: ``{"precision": [0.91, 0.88]}``) or a string (``"n/a"``). Anything else cannot be carried and
+#: is refused with one error at the metric's name.
+MetricValue = Annotated[
+    StrictInt | StrictFloat | StrictStr | list[StrictInt | StrictFloat],
+    WrapValidator(_one_metric_error),
+]
+
+REPORT_STATUSES = ("running", "completed", "failed")
+
+
+# --- worker -> LC ------------------------------------------------------------------------------
 
 
 class OutputModel(ApiModel):
@@ -20,15 +72,141 @@ class OutputModel(ApiModel):
 
     format: str | None = None
     url: str
-    metrics: dict[str, float] | None = None
+    metrics: dict[str, MetricValue] | None = None
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _metrics_from_pairs(cls, value: Any) -> Any:
+        # Lists of {"key", "value"} pairs (the form of status.metrics) are accepted too.
+        if isinstance(value, list):
+            return {
+                str(item.get("key")) if isinstance(item, Mapping) else str(index): (
+                    item.get("value") if isinstance(item, Mapping) else item
+                )
+                for index, item in enumerate(value)
+            }
+        return value
+
+
+class TaskInfo(ApiModel):
+    """Progress of a task: inference counts (joint inference) or the round (federated).
+
+    Known fields are typed; others pass through (``aggregationCount``, ``nodes``...).
+    """
+
+    inference_number: int | None = Field(default=None, ge=0)
+    hard_example_number: int | None = Field(default=None, ge=0)
+    upload_cloud_ratio: float | None = Field(default=None, ge=0, le=1)
+    cloud_failures: int | None = Field(default=None, ge=0)
+    current_round: int | None = Field(default=None, ge=0)
+    start_time: str | None = None
+    update_time: str | None = None
+
+
+class WorkerReport(ApiModel):
+    """The body of ``POST /sedna/workers/<worker>/info`` (legacy ``/neptune/...``).
+
+    ``results`` (the name upstream Sedna's worker library uses) is accepted for ``models``;
+    upstream's ``LCReporter`` sends its counters in ``ownerInfo``, ours in ``taskInfo``: both are
+    carried and land in status alike.
+    """
+
+    name: ObjectName
+    namespace: Namespace = "default"
+    owner_name: ObjectName
+    owner_kind: str = Field(min_length=1)
+    kind: str | None = None
+    status: str
+    task_info: TaskInfo | None = None
+    models: list[OutputModel] = Field(
+        default_factory=list, validation_alias=AliasChoices("models", "results")
+    )
+    owner_info: dict[str, Any] | None = None
+
+    @field_validator("status")
+    @classmethod
+    def _known_status(cls, value: str) -> str:
+        lowered = value.strip().lower()
+        if lowered not in REPORT_STATUSES:
+            raise ValueError(f"must be one of {', '.join(REPORT_STATUSES)}, not {value!r}")
+        return lowered
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+    def output(self) -> WorkerOutput:
+        """What the report carries upstream (``output`` of a :class:`WorkerMessage`)."""
+        return WorkerOutput(
+            models=list(self.models) or None,
+            task_info=self.task_info.to_api() if self.task_info else None,
+            owner_info=self.owner_info,
+        )
+
+
+# --- GM -> LC ----------------------------------------------------------------------------------
+
+
+class WorkerPod(ApiModel):
+    """A worker to run on a node: name, namespace, owner and pod template.
+
+    Also accepts a Pod object (``metadata`` + ``spec``, owner in ``metadata.ownerReferences``),
+    the form the GM's edge-process backend publishes on ``.../down/workers/<ns>/<name>``.
+    """
+
+    name: ObjectName
+    namespace: Namespace = "default"
+    owner: OwnerReference | None = None
+    template: PodTemplateSpec
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_pod_form(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping) or "template" in data or "spec" not in data:
+            return data
+        meta = data.get("metadata") or {}
+        if not isinstance(meta, Mapping):
+            return data
+        owners = meta.get("ownerReferences") or []
+        converted: dict[str, Any] = {
+            "name": meta.get("name"),
+            "namespace": meta.get("namespace") or "default",
+            "template": {"metadata": {"labels": meta.get("labels") or {}}, "spec": data["spec"]},
+        }
+        if owners:
+            converted["owner"] = owners[0]
+        return converted
+
+    @property
+    def container(self) -> Any:
+        """The container that is run (the first one)."""
+        return self.template.spec.containers[0]
+
+    @property
+    def restart_policy(self) -> str:
+        """The pod's restart policy (Kubernetes' default ``Always`` when unset)."""
+        return self.template.spec.restart_policy or "Always"
+
+    @property
+    def key(self) -> str:
+        """``namespace/name``: the worker's identity on the node."""
+        return f"{self.namespace}/{self.name}"
+
+
+# --- LC -> GM ----------------------------------------------------------------------------------
 
 
 class WorkerOutput(ApiModel):
-    """What a worker produced: models, task progress (free form), owner information."""
+    """What a worker produced: models, task progress, owner information (both free form)."""
 
     models: list[OutputModel] | None = None
     task_info: dict[str, Any] | None = None
     owner_info: dict[str, Any] | None = None
+
+    def progress(self) -> dict[str, Any]:
+        """``ownerInfo`` and ``taskInfo`` as one mapping (``taskInfo`` wins on a clash)."""
+        return {**(self.owner_info or {}), **(self.task_info or {})}
 
 
 WorkerPhase = Literal["Pending", "Running", "Succeeded", "Failed"]
@@ -64,4 +242,20 @@ class DatasetMessage(ApiModel):
     time: datetime | None = None
 
 
-UpstreamMessage = WorkerMessage | DatasetMessage
+def _message_type(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return str(value.get("type", "worker"))
+    return str(getattr(value, "type", "worker"))
+
+
+UpstreamMessage = Annotated[
+    Annotated[WorkerMessage, Tag("worker")] | Annotated[DatasetMessage, Tag("dataset")],
+    Discriminator(_message_type),
+]
+
+_UPSTREAM: TypeAdapter[WorkerMessage | DatasetMessage] = TypeAdapter(UpstreamMessage)
+
+
+def parse_upstream(payload: Any) -> WorkerMessage | DatasetMessage:
+    """Decode an upstream payload once into its typed message (raises ``ValidationError``)."""
+    return _UPSTREAM.validate_python(payload)

@@ -20,6 +20,7 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from apis import KINDS, KindInfo, parse_resource, to_canonical
+from apis.base import OwnerReference
 from apis.kinds import WorkerStatus
 from apis.legacy import LegacyConversionError
 from apis.messages import DatasetMessage, WorkerMessage
@@ -33,7 +34,6 @@ from gm.informer import Informer, object_key
 from gm.metrics import GMMetrics
 from gm.plan import (
     DesiredWorker,
-    OwnerRef,
     PlanContext,
     PlanError,
     allocate_port,
@@ -272,12 +272,8 @@ class GlobalManager:
             self._write_status(info, obj, self._pending(obj, "InvalidSpec", str(exc)))
             return
         ports, obj = self._ensure_ports(info, obj, resource)
-        owner = OwnerRef(
-            api_version=info.api_version,
-            kind=info.kind,
-            name=name,
-            namespace=namespace,
-            uid=obj["metadata"].get("uid", ""),
+        owner = OwnerReference(
+            api_version=info.api_version, kind=info.kind, name=name, uid=obj["metadata"].get("uid")
         )
         try:
             workers = plan_workers(resource, owner, self._plan_context(namespace, ports, owner))
@@ -297,7 +293,9 @@ class GlobalManager:
         self.downstream.set_owner(key, messages)
         stored = obj
         if self._pods is not None:
-            obj = self._with_pod_phases(obj, self._pods.sync(owner, [] if terminal else workers))
+            obj = self._with_pod_phases(
+                obj, self._pods.sync(namespace, owner, [] if terminal else workers)
+            )
         self._write_status(info, stored, self._derived_status(info, obj, workers))
 
     @staticmethod
@@ -395,7 +393,9 @@ class GlobalManager:
         )  # fmt: skip
         return ports, updated
 
-    def _plan_context(self, namespace: str, ports: dict[str, int], owner: OwnerRef) -> PlanContext:
+    def _plan_context(
+        self, namespace: str, ports: dict[str, int], owner: OwnerReference
+    ) -> PlanContext:
         def by_name(kind: str, field: str) -> dict[str, str]:
             informer = self.informers[f"{kind}.sedna.io"]
             return {
@@ -421,10 +421,10 @@ class GlobalManager:
                     addresses[node["metadata"]["name"]] = address["address"]
         return addresses
 
-    def job_token(self, owner: OwnerRef) -> str:
+    def job_token(self, owner: OwnerReference) -> str:
         """The job's weight-exchange token: derived from its uid, so nothing is stored."""
         secret = self.settings.token_secret.get_secret_value().encode()
-        return hmac.new(secret, owner.uid.encode(), hashlib.sha256).hexdigest()[:32]
+        return hmac.new(secret, (owner.uid or "").encode(), hashlib.sha256).hexdigest()[:32]
 
     # -- upstream --------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ import zlib
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from apis import (
     FederatedLearningJob,
@@ -20,24 +20,12 @@ from apis import (
     LifelongLearningJob,
     Resource,
 )
-from apis.base import PodTemplateSpec
+from apis.base import OwnerReference, PodTemplateSpec
 from apis.kinds import HardExampleMining
 
 
 class PlanError(ValueError):
     """A resource whose workers cannot be planned yet (missing model, dataset, node address)."""
-
-
-class OwnerRef(BaseModel):
-    """The resource a worker belongs to."""
-
-    model_config = ConfigDict(frozen=True)
-
-    api_version: str
-    kind: str
-    name: str
-    namespace: str
-    uid: str
 
 
 class DesiredWorker(BaseModel):
@@ -47,7 +35,7 @@ class DesiredWorker(BaseModel):
     namespace: str
     node: str
     role: str
-    owner: OwnerRef
+    owner: OwnerReference
     template: dict[str, Any]
     env: dict[str, str] = Field(default_factory=dict)
     restart_policy: str = "OnFailure"
@@ -76,14 +64,9 @@ class DesiredWorker(BaseModel):
                 "namespace": self.namespace,
                 "labels": labels,
                 "ownerReferences": [
-                    {
-                        "apiVersion": self.owner.api_version,
-                        "kind": self.owner.kind,
-                        "name": self.owner.name,
-                        "uid": self.owner.uid,
-                        "controller": True,
-                        "blockOwnerDeletion": True,
-                    }
+                    self.owner.model_copy(
+                        update={"controller": True, "block_owner_deletion": True}
+                    ).to_api()
                 ],
             },
             "spec": spec,
@@ -122,10 +105,14 @@ def _node_of(template: PodTemplateSpec, where: str) -> str:
     return node
 
 
+def _namespace(resource: Resource) -> str:
+    return resource.metadata.namespace or "default"
+
+
 def _base_env(resource: Resource, worker: str, node: str) -> dict[str, str]:
     name = resource.metadata.name
     return {
-        "NAMESPACE": resource.metadata.namespace or "default",
+        "NAMESPACE": _namespace(resource),
         "NODE_NAME": node,
         "WORKER_NAME": worker,
         "JOB_NAME": name,
@@ -146,7 +133,7 @@ def _template(template: PodTemplateSpec) -> dict[str, Any]:
 
 
 def plan_joint_inference(
-    svc: JointInferenceService, owner: OwnerRef, ctx: PlanContext
+    svc: JointInferenceService, owner: OwnerReference, ctx: PlanContext
 ) -> list[DesiredWorker]:
     """A cloud worker serving the big model and an edge worker mining hard examples."""
     edge, cloud = svc.spec.edge_worker, svc.spec.cloud_worker
@@ -169,7 +156,7 @@ def plan_joint_inference(
     return [
         DesiredWorker(
             name=f"{name}-cloud",
-            namespace=owner.namespace,
+            namespace=_namespace(svc),
             node=cloud_node,
             role="cloud",
             owner=owner,
@@ -179,7 +166,7 @@ def plan_joint_inference(
         ),
         DesiredWorker(
             name=f"{name}-edge",
-            namespace=owner.namespace,
+            namespace=_namespace(svc),
             node=edge_node,
             role="edge",
             owner=owner,
@@ -199,7 +186,7 @@ def _pretrained_env(job: FederatedLearningJob, ctx: PlanContext) -> dict[str, st
 
 
 def plan_federated_learning(
-    job: FederatedLearningJob, owner: OwnerRef, ctx: PlanContext
+    job: FederatedLearningJob, owner: OwnerReference, ctx: PlanContext
 ) -> list[DesiredWorker]:
     """One aggregation worker and one training worker per entry of ``trainingWorkers``."""
     name = job.metadata.name
@@ -211,7 +198,7 @@ def plan_federated_learning(
     workers = [
         DesiredWorker(
             name=f"{name}-aggregation",
-            namespace=owner.namespace,
+            namespace=_namespace(job),
             node=agg_node,
             role="aggregation",
             owner=owner,
@@ -233,7 +220,7 @@ def plan_federated_learning(
         workers.append(
             DesiredWorker(
                 name=worker,
-                namespace=owner.namespace,
+                namespace=_namespace(job),
                 node=node,
                 role="training",
                 owner=owner,
@@ -250,7 +237,9 @@ def plan_federated_learning(
     return workers
 
 
-def plan_workers(resource: Resource, owner: OwnerRef, ctx: PlanContext) -> list[DesiredWorker]:
+def plan_workers(
+    resource: Resource, owner: OwnerReference, ctx: PlanContext
+) -> list[DesiredWorker]:
     """The workers ``resource`` (canonical form) needs now."""
     if isinstance(resource, JointInferenceService):
         return plan_joint_inference(resource, owner, ctx)

@@ -15,7 +15,8 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from gm.plan import DesiredWorker, OwnerRef
+from apis.base import OwnerReference
+from gm.plan import DesiredWorker
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +45,14 @@ class PodsBackend:
     def __init__(self, api_client: client.ApiClient) -> None:
         self._core = client.CoreV1Api(api_client)
 
-    def sync(self, owner: OwnerRef, workers: list[DesiredWorker]) -> list[dict[str, Any]]:
-        """Make the owner's Pods match ``workers``; returns the Pods as they now are."""
+    def sync(
+        self, namespace: str, owner: OwnerReference, workers: list[DesiredWorker]
+    ) -> list[dict[str, Any]]:
+        """Make the owner's Pods in ``namespace`` match ``workers``; returns them as they are."""
         existing = {
             pod.metadata.name: pod
             for pod in self._core.list_namespaced_pod(
-                owner.namespace, label_selector=owner_selector(owner.kind, owner.name)
+                namespace, label_selector=owner_selector(owner.kind, owner.name)
             ).items
         }
         wanted = {w.name: desired_pod(w) for w in workers}
@@ -57,7 +60,7 @@ class PodsBackend:
             want = wanted.get(name)
             have_hash = (pod.metadata.annotations or {}).get(SPEC_HASH_ANNOTATION)
             if want is None or want["metadata"]["annotations"][SPEC_HASH_ANNOTATION] != have_hash:
-                self._delete(owner.namespace, name)
+                self._delete(namespace, name)
         result = []
         for name, pod in wanted.items():
             current = existing.get(name)
@@ -69,7 +72,7 @@ class PodsBackend:
                 result.append(self._core.api_client.sanitize_for_serialization(current))
                 continue
             try:
-                created = self._core.create_namespaced_pod(owner.namespace, pod)
+                created = self._core.create_namespaced_pod(namespace, pod)
             except ApiException as exc:
                 if exc.status != 409:  # 409: the old one is still going away; next round
                     raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from apis.messages import WorkerMessage
@@ -41,12 +42,22 @@ def _upsert_worker(status: Status, message: WorkerMessage, timestamp: str) -> di
     return entry
 
 
-def _joint_inference_metrics(status: Status, task_info: dict[str, Any]) -> None:
+def metric_text(value: Any) -> str:
+    """A metric value as ``status.metrics[].value`` holds it: strings as they are, others JSON."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def merge_metrics(status: Status, values: dict[str, Any]) -> None:
+    """Upsert ``values`` into ``status.metrics`` (``[{key, value}]``, values as text)."""
+    if not values:
+        return
     metrics = {m["key"]: m["value"] for m in status.get("metrics") or []}
-    for key in JI_METRIC_KEYS:
-        if key in task_info:
-            metrics[key] = str(task_info[key])
+    metrics.update((key, metric_text(value)) for key, value in values.items())
     status["metrics"] = [{"key": k, "value": v} for k, v in metrics.items()]
+
+
+def _joint_inference_metrics(status: Status, task_info: dict[str, Any]) -> None:
+    merge_metrics(status, {key: task_info[key] for key in JI_METRIC_KEYS if key in task_info})
 
 
 def _federated_progress(status: Status, task_info: dict[str, Any]) -> None:
@@ -67,7 +78,9 @@ def apply_worker_message(
     if role:
         entry["role"] = role
     output = message.output
-    task_info = (output.task_info if output else None) or {}
+    task_info = output.progress() if output else {}
+    for model in (output.models if output else None) or []:
+        merge_metrics(status, model.metrics or {})
     if kind == "JointInferenceService" and role == "edge" and task_info:
         _joint_inference_metrics(status, task_info)
     if kind in ("FederatedLearningJob", "FederatedLearningTask") and role == "aggregation":

@@ -15,7 +15,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from apis.messages import DatasetMessage, WorkerMessage, WorkerOutput
+from apis import KINDS
+from apis.messages import DatasetMessage, WorkerMessage, WorkerReport
 from broker import topics
 from broker.client import BusClient, BusMessage, Will
 from broker.envelope import MalformedMessage, Manifest, NodeState
@@ -23,10 +24,9 @@ from broker.outbox import Outbox
 from broker.store import connect_redis
 from broker.urls import bus_settings_from_url
 from lc.datasets import DatasetMonitor, DatasetObservation
-from lc.errors import InvalidWorkerSpec
+from lc.errors import InvalidReport, InvalidWorkerSpec
 from lc.metrics import LCMetrics
 from lc.report_server import ReportServer
-from lc.reports import WorkerReport
 from lc.runtime import ProcessRuntime, WorkerStatus
 from lc.settings import LCSettings
 
@@ -264,21 +264,17 @@ class LocalController:
             api_version: str | None = status.owner.api_version
         else:
             kind, name, api_version = _kind_name(report.owner_kind), report.owner_name, None
-        output = WorkerOutput.model_validate(
-            {
-                "models": [m.model_dump(by_alias=True) for m in report.models] or None,
-                "taskInfo": report.task_info.model_dump(by_alias=True, exclude_none=True)
-                if report.task_info
-                else None,
-                "ownerInfo": report.owner_info,
-            }
-        )
+            if kind not in _KINDS_BY_LOWER_NAME.values():
+                raise InvalidReport(
+                    f"ownerKind: {report.owner_kind!r} is not a kind this control plane serves",
+                    field="ownerKind",
+                )
         message = WorkerMessage(
             worker=report.name,
             owner_api_version=api_version,
             node=self.node,
             status=report.status,
-            output=output,
+            output=report.output(),
         )
         self.outbox.put(kind, report.namespace, name, message.to_api())
 
@@ -290,16 +286,9 @@ class LocalController:
         self.outbox.put("Dataset", namespace, name, message.to_api())
 
 
+_KINDS_BY_LOWER_NAME = {info.kind.lower(): info.kind for info in KINDS}
+
+
 def _kind_name(owner_kind: str) -> str:
     """A Kind from a report's ``ownerKind`` (``jointinferenceservice`` in Sedna's documents)."""
-    known = {
-        k.lower(): k
-        for k in (
-            "JointInferenceService",
-            "FederatedLearningJob",
-            "FederatedLearningTask",
-            "IncrementalLearningJob",
-            "LifelongLearningJob",
-        )
-    }
-    return known.get(owner_kind.replace("-", "").lower(), owner_kind)
+    return _KINDS_BY_LOWER_NAME.get(owner_kind.replace("-", "").lower(), owner_kind)

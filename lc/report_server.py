@@ -15,9 +15,10 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from apis.messages import WorkerReport
 from lc.errors import InvalidReport
 from lc.metrics import LCMetrics
-from lc.reports import WorkerReport, parse_report
+from lc.reports import parse_report
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,8 @@ ReportCallback = Callable[[WorkerReport], None]
 class ReportServer:
     """HTTP server taking worker reports; ``on_report`` is called once per accepted report.
 
-    If ``on_report`` raises, the worker gets 503 so it can retry. ``port=0`` picks a free port.
+    If ``on_report`` raises :class:`InvalidReport` (a report nothing can carry), the worker gets
+    400 naming the field; any other failure is 503 so it can retry. ``port=0`` picks a free port.
     """
 
     def __init__(
@@ -173,6 +175,9 @@ def _make_handler(server: ReportServer) -> type[BaseHTTPRequestHandler]:
                 return
             try:
                 server._accept(report)
+            except InvalidReport as exc:  # valid alone, but nothing the LC can carry
+                self._error(HTTPStatus.BAD_REQUEST, "invalid_report", str(exc), exc.field)
+                return
             except Exception:
                 log.exception("upstream refused a worker report", extra={"worker": worker})
                 self._error(

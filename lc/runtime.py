@@ -29,8 +29,11 @@ import redis
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
+from apis.base import OwnerReference
+from apis.messages import WorkerPod
+from lc import workerspec
 from lc.metrics import LCMetrics
-from lc.workerspec import OwnerReference, WorkerSpec, parse_worker_spec
+from lc.workerspec import parse_worker_spec
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +90,7 @@ class _Record(BaseModel):
 
 @dataclass
 class _Worker:
-    spec: WorkerSpec
+    spec: WorkerPod
     record: _Record
     proc: subprocess.Popen[bytes] | None = None  # None when adopted from an earlier LC
 
@@ -214,7 +217,7 @@ class ProcessRuntime:
     # ----- desired state ---------------------------------------------------------------------
 
     def ensure(
-        self, spec: WorkerSpec | Mapping[str, Any], env: Mapping[str, str] | None = None
+        self, spec: WorkerPod | Mapping[str, Any], env: Mapping[str, str] | None = None
     ) -> WorkerStatus:
         """Make the worker exist as specified: start it, or restart it if its spec changed.
 
@@ -224,7 +227,7 @@ class ProcessRuntime:
         """
         worker_spec = parse_worker_spec(spec)
         extra = {str(k): str(v) for k, v in (env or {}).items()}
-        digest = worker_spec.spec_hash(extra)
+        digest = workerspec.spec_hash(worker_spec, extra)
         key = worker_spec.key
         with self._ops:
             self._load()
@@ -238,7 +241,7 @@ class ProcessRuntime:
                 log.info("worker spec changed, restarting", extra={"worker": key})
                 self._terminate(current)
             record = _Record(
-                spec=worker_spec.model_dump(mode="json", by_alias=True),
+                spec=worker_spec.to_api(),
                 env=extra,
                 spec_hash=digest,
             )
@@ -336,10 +339,10 @@ class ProcessRuntime:
 
     # ----- internals -------------------------------------------------------------------------
 
-    def _exit_file(self, spec: WorkerSpec) -> Path:
+    def _exit_file(self, spec: WorkerPod) -> Path:
         return self._data_dir / "run" / spec.namespace / f"{spec.name}.exit"
 
-    def _workdir(self, spec: WorkerSpec) -> Path:
+    def _workdir(self, spec: WorkerPod) -> Path:
         if spec.container.working_dir:
             return Path(spec.container.working_dir)
         path = self._data_dir / "work" / spec.namespace / spec.name
@@ -349,12 +352,12 @@ class ProcessRuntime:
     def _launch(self, worker: _Worker, *, restart: bool) -> None:
         """Start the worker's process (under the state lock); a start error counts as an exit."""
         spec, record = worker.spec, worker.record
-        argv = spec.argv(self._python)
+        argv = workerspec.argv(spec, self._python)
         # Lowest to highest: the LC's environment, defaults (unbuffered output so the log
         # follows the worker; the worker's identity), the template's env, the caller's env.
         defaults = {"PYTHONUNBUFFERED": "1", "WORKER_NAME": spec.name, "NAMESPACE": spec.namespace}
-        env = {**os.environ, **defaults, **spec.template_env(), **record.env}
-        unresolved = spec.unresolved_env()
+        env = {**os.environ, **defaults, **workerspec.template_env(spec), **record.env}
+        unresolved = workerspec.unresolved_env(spec)
         if unresolved:
             log.warning(
                 "env entries with valueFrom are not set by the process runtime",
@@ -424,7 +427,7 @@ class ProcessRuntime:
         return self._read_exit_file(worker.spec, returncode)
 
     @staticmethod
-    def _kill_leftovers(spec: WorkerSpec, pgid: int) -> None:
+    def _kill_leftovers(spec: WorkerPod, pgid: int) -> None:
         """Kill what the worker left in its group, as a container's end kills its processes.
 
         The launcher (pid == pgid) has ended; while members remain, the kernel does not hand
@@ -438,7 +441,7 @@ class ProcessRuntime:
             ProcessRuntime._signal_group(pgid, signal.SIGKILL)
 
     def _read_exit_file(
-        self, spec: WorkerSpec, launcher_code: int | None
+        self, spec: WorkerPod, launcher_code: int | None
     ) -> tuple[int | None, str | None]:
         path = self._exit_file(spec)
         try:
@@ -602,7 +605,7 @@ class ProcessRuntime:
                 key = field.decode() if isinstance(field, bytes) else str(field)
                 try:
                     record = _Record.model_validate_json(value)
-                    spec = WorkerSpec.model_validate(record.spec)
+                    spec = WorkerPod.model_validate(record.spec)
                 except ValidationError as exc:
                     log.error("dropping unreadable worker record", extra={"worker": key})
                     log.debug("record error: %s", exc)

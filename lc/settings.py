@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from apis.messages import DNS1123_SUBDOMAIN
 from lc.errors import InvalidSettings, error_location
-from lc.workerspec import DNS1123_SUBDOMAIN
 
 DEFAULT_REPORT_PORT = 9100
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"

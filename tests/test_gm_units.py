@@ -8,10 +8,11 @@ import threading
 import pytest
 
 from apis import parse_resource, to_canonical
+from apis.base import OwnerReference
 from apis.kinds import ObjectRef, WorkerStatus
 from apis.messages import WorkerMessage, WorkerOutput
 from gm import status as rules
-from gm.plan import OwnerRef, PlanContext, PlanError, allocate_port, plan_workers
+from gm.plan import PlanContext, PlanError, allocate_port, plan_workers
 from gm.reports import apply_worker_message
 from gm.workqueue import WorkQueue
 from tests.test_apis import load_sample
@@ -70,11 +71,10 @@ def test_shutdown_wakes_waiters() -> None:
     assert result == [None]
 
 
-OWNER = OwnerRef(
+OWNER = OwnerReference(
     api_version="neptune.io/v1alpha1",
     kind="JointInferenceService",
     name="helmet-detection-demo",
-    namespace="default",
     uid="u1",
 )
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from apis.messages import WorkerReport
 from lc.metrics import LCMetrics
 from lc.report_server import ReportServer
-from lc.reports import WorkerReport
 
 JI_REPORT = {
     "name": "worker-name",

@@ -25,7 +25,7 @@ import urllib.request
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
 from sedna.common.errors import ConfigError
 from sedna.common.log import get_logger
@@ -36,6 +36,11 @@ LOG = get_logger("report")
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 WorkerStatus = Literal["running", "completed", "failed"]
+
+#: A model metric: a number, a list of numbers or a string (the LC carries nothing else).
+#: The control plane's copy is ``apis.messages.MetricValue``; tests/test_contracts.py keeps the
+#: two in step.
+MetricValue = StrictInt | StrictFloat | StrictStr | list[StrictInt | StrictFloat]
 
 
 def utc_now() -> str:
@@ -52,7 +57,7 @@ class ReportedModel(_ReportModel):
 
     format: str
     url: str
-    metrics: dict[str, Any] | None = None
+    metrics: dict[str, MetricValue] | None = None
 
 
 class TaskInfo(_ReportModel):
@@ -63,6 +68,7 @@ class TaskInfo(_ReportModel):
     inference_number: int | None = Field(default=None, alias="inferenceNumber", ge=0)
     hard_example_number: int | None = Field(default=None, alias="hardExampleNumber", ge=0)
     upload_cloud_ratio: float | None = Field(default=None, alias="uploadCloudRatio", ge=0, le=1)
+    cloud_failures: int | None = Field(default=None, alias="cloudFailures", ge=0)
     current_round: int | None = Field(default=None, alias="currentRound", ge=0)
     start_time: str | None = Field(default=None, alias="startTime")
     update_time: str | None = Field(default=None, alias="updateTime")

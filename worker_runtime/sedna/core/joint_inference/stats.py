@@ -35,6 +35,7 @@ class InferenceStats:
             inference_number=self.inference_number,
             hard_example_number=self.hard_example_number,
             upload_cloud_ratio=round(self.upload_cloud_ratio, 6),
+            cloud_failures=self.cloud_failures,
             start_time=self.start_time,
             update_time=utc_now(),
         )
