@@ -1,4 +1,4 @@
-"""``sedna up``, ``sedna gm`` and ``sedna lc``: run the control plane, all in one or in parts."""
+"""``sedna up``, ``gm``, ``lc`` and ``kb``: run the control plane, all in one or in parts."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from typing import Protocol
 
 from gm import settings as gm_settings
 from gm.app import GMApp
+from kb import InvalidKBSettings, KBServer
+from kb import settings as kb_settings
 from lc import settings as lc_settings
 from lc.agent import LocalController
 from sedna_cli import logs
@@ -29,7 +31,7 @@ def _wait_for_signal() -> None:
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``up``, ``gm`` and ``lc``."""
+    """Register ``up``, ``gm``, ``lc`` and ``kb``."""
     up = subparsers.add_parser("up", help="run everything on this machine (Ctrl-C stops it)")
     up.add_argument("--data-dir", type=Path, default=Path("data"), help="state directory")
     up.add_argument(
@@ -61,6 +63,11 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     lc_settings.add_arguments(lc)
     lc.add_argument("--log-level", default="INFO")
     lc.set_defaults(run=run_lc)
+
+    kb = subparsers.add_parser("kb", help="run the lifelong learning knowledge base")
+    kb_settings.add_arguments(kb)
+    kb.add_argument("--log-level", default="INFO")
+    kb.set_defaults(run=run_kb)
 
 
 def stack_options(args: argparse.Namespace) -> StackOptions:
@@ -106,7 +113,7 @@ def _serve(name: str, build: Callable[[], _Component]) -> int:
     """Build a component from validated settings, run it until SIGINT/SIGTERM, stop it."""
     try:
         component = build()
-    except (gm_settings.InvalidSettings, lc_settings.InvalidSettings) as exc:
+    except (gm_settings.InvalidSettings, lc_settings.InvalidSettings, InvalidKBSettings) as exc:
         raise SystemExit(f"sedna {name}: {exc}") from None
     try:
         component.start()
@@ -126,3 +133,9 @@ def run_lc(args: argparse.Namespace) -> int:
     """Run one node's LC until SIGINT/SIGTERM (its workers keep running for the next LC)."""
     logs.configure(args.log_level)
     return _serve("lc", lambda: LocalController(lc_settings.from_args(args)))
+
+
+def run_kb(args: argparse.Namespace) -> int:
+    """Run the knowledge base until SIGINT/SIGTERM."""
+    logs.configure(args.log_level)
+    return _serve("kb", lambda: KBServer(kb_settings.from_args(args)))

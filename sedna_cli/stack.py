@@ -24,6 +24,7 @@ from apiserver import ApiServer
 from broker.localservices import MosquittoService, RedisService, free_port
 from gm import settings as gm_settings
 from gm.app import GMApp, api_client_for
+from kb import KBServer, KBSettings
 from lc import settings as lc_settings
 from lc.agent import LocalController
 
@@ -66,6 +67,7 @@ class Stack:
         self.mosquitto: MosquittoService | None = None
         self.redis: RedisService | None = None
         self.gm: GMApp | None = None
+        self.kb: KBServer | None = None
         self.lcs: dict[str, LocalController] = {}
         #: Called with (node, state) on every LC state change, e.g. to print it.
         self.on_node_state: Callable[[str, str], None] | None = None
@@ -104,6 +106,7 @@ class Stack:
         mqtt_url, gm_user, gm_password = self._start_broker()
         redis_url = self._start_redis()
         self._register_nodes()
+        self._start_kb(previous)
 
         gm_values = {
             "kubeconfig": str(self.kubeconfig),
@@ -140,6 +143,18 @@ class Stack:
             lc.start()
             self.lcs[node] = lc
         self._write_endpoints(mqtt_url, redis_url)
+
+    def _start_kb(self, previous: dict[str, Any]) -> None:
+        """The lifelong learning knowledge base, on the port it had before when still free."""
+        settings = KBSettings(
+            host=LOOPBACK, port=previous.get("kb", {}).get("port", 0), data_dir=self.data_dir / "kb"
+        )
+        try:
+            self.kb = KBServer(settings)
+        except OSError:  # the remembered port is taken
+            self.kb = KBServer(settings.model_copy(update={"port": 0}))
+        self.kb.start()
+        log.info("knowledge base on %s", self.kb.url)
 
     def _start_broker(self) -> tuple[str, str | None, str | None]:
         if self.options.mqtt_url:
@@ -198,6 +213,7 @@ class Stack:
             "mqtt": {"url": mqtt_url, "auth": bool(self.mosquitto and self.options.mqtt_auth)},
             "redis": {"url": redis_url},
             "gm": {"metrics": f"http://{LOOPBACK}:{self.gm.ops.port}/metrics"},
+            "kb": self._kb_endpoint(),
             "lcs": {
                 node: {
                     "reportServer": lc.report_url,
@@ -212,6 +228,11 @@ class Stack:
                 u.username: u.password for u in self.mosquitto.credentials.users()
             }
         return data
+
+    def _kb_endpoint(self) -> dict[str, Any]:
+        if self.kb is None:
+            return {}
+        return {"url": self.kb.url, "port": self.kb.port, "metrics": f"{self.kb.url}/metrics"}
 
     def _write_endpoints(self, mqtt_url: str, redis_url: str) -> None:
         text = json.dumps(self.endpoints(mqtt_url, redis_url), indent=2)
@@ -231,11 +252,11 @@ class Stack:
             except Exception:
                 log.exception("stopping LC failed", extra={"node": node})
         self.lcs.clear()
-        for part in (self.gm, self.redis, self.mosquitto, self.apiserver):
+        for part in (self.gm, self.kb, self.redis, self.mosquitto, self.apiserver):
             if part is None:
                 continue
             try:
                 part.stop()
             except Exception:
                 log.exception("stopping %s failed", type(part).__name__)
-        self.gm = self.redis = self.mosquitto = self.apiserver = None
+        self.gm = self.kb = self.redis = self.mosquitto = self.apiserver = None

@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_kb import call
+from tests.test_kb import index as kb_index
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "deploy" / "samples"
 pytestmark = pytest.mark.slow
@@ -69,8 +72,10 @@ def test_up_serves_kubectl_prints_node_states_and_keeps_state_across_restarts(
     cache = tmp_path / "cache"
     with sedna_up(data, "--nodes", "edge0") as lines:
         endpoints = json.loads((data / "endpoints.json").read_text())
-        assert set(endpoints) >= {"apiServer", "mqtt", "redis", "gm", "lcs"}
+        assert set(endpoints) >= {"apiServer", "mqtt", "redis", "gm", "kb", "lcs"}
         assert set(endpoints["mqtt"]["users"]) == {"gm", "edge0"}
+        kb_url = endpoints["kb"]["url"] + "/knowledgebase"
+        assert call(kb_url, "POST", "/update", kb_index())[0] == 200
         deadline = time.monotonic() + 30
         while not any("node edge0 is online" in line for line in lines):
             assert time.monotonic() < deadline, lines
@@ -79,6 +84,10 @@ def test_up_serves_kubectl_prints_node_states_and_keeps_state_across_restarts(
         assert out.count("created") == 6
         assert "kubeconfig" in "".join(lines)
     with sedna_up(data, "--nodes", "edge0"):
+        # The knowledge base keeps its port and what it learnt.
+        kb_again = json.loads((data / "endpoints.json").read_text())["kb"]["url"]
+        assert kb_again + "/knowledgebase" == kb_url
+        assert call(kb_url, "GET", "/summary")[1]["AIModels"]["numberOfAIModels"] == 2
         listed = kubectl(data, cache, "get", "datasets,models,il,ft", "-o", "name")
         assert "dataset.sedna.io/incremental-dataset" in listed
         assert "model.sedna.io/initial-model" in listed
