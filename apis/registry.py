@@ -121,13 +121,17 @@ _STAGE_COLUMNS = (
     AGE,
 )
 
-#: Canonical kinds first: a plural or short name served by two groups resolves to sedna.io.
+#: Canonical kinds first. Names mean the same on every server: kubectl resolves a bare plural,
+#: singular or short name to the first group in discovery order, and a real kube-apiserver lists
+#: CRD groups alphabetically (``edgeai.io`` < ``neptune.io`` < ``sedna.io``), so no name of a
+#: legacy kind may equal a name of a canonical one. Legacy kinds have no short names, and the
+#: ``neptune.io`` plural and singular carry the group's name. No short name equals a built-in one
+#: (``ds`` is DaemonSets; upstream Sedna gives Dataset none). ``tests/test_apis.py`` checks this.
 KINDS: tuple[KindInfo, ...] = (
     KindInfo(
         model=Dataset,
         plural="datasets",
         singular="dataset",
-        short_names=("ds",),
         printer_columns=(
             PrinterColumn(name="NodeName", type="string", json_path=".spec.nodeName"),
             PrinterColumn(name="Format", type="string", json_path=".spec.format"),
@@ -180,9 +184,8 @@ KINDS: tuple[KindInfo, ...] = (
     ),
     KindInfo(
         model=LegacyJointInferenceService,
-        plural="jointinferenceservices",
-        singular="jointinferenceservice",
-        short_names=("jointinferenceservice", "jis"),
+        plural="neptunejointinferenceservices",
+        singular="neptunejointinferenceservice",
         printer_columns=_JI_COLUMNS,
         legacy=True,
     ),
@@ -190,7 +193,6 @@ KINDS: tuple[KindInfo, ...] = (
         model=FederatedLearningTask,
         plural="federatedlearningtasks",
         singular="federatedlearningtask",
-        short_names=("federatedtask", "ft"),
         printer_columns=_FL_COLUMNS,
         legacy=True,
     ),

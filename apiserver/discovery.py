@@ -6,11 +6,52 @@ import base64
 import hashlib
 from typing import Any
 
-from apiserver.registry import Registry
+from apiserver.registry import GroupInfo, Registry
 from apiserver.resources import STATUS_VERBS, ResourceType
 
 AGGREGATED_V2 = "apidiscovery.k8s.io/v2"
 AGGREGATED_V2BETA1 = "apidiscovery.k8s.io/v2beta1"
+
+# Groups are listed in the order a real kube-apiserver lists them, because kubectl maps a bare
+# plural, singular or short name to the first group that serves it. That order is the group
+# priority, highest first (kube-aggregator's `APIVersionPriorities` for built-in groups; every CRD
+# group gets `GroupPriorityMinimum: 1000` from the crdregistration controller, so custom groups
+# come after the built-ins), ties broken by name: the group name in aggregated discovery, the
+# APIService name `<version>.<group>` in the legacy `APIGroupList`. So CRD groups are
+# alphabetical (edgeai.io, neptune.io, sedna.io) and a name shared by two of them would mean the
+# legacy kind; `apis.registry` shares none.
+GROUP_PRIORITIES = {
+    "apps": 17800,
+    "events.k8s.io": 17750,
+    "authentication.k8s.io": 17700,
+    "authorization.k8s.io": 17600,
+    "autoscaling": 17500,
+    "batch": 17400,
+    "certificates.k8s.io": 17300,
+    "networking.k8s.io": 17200,
+    "policy": 17100,
+    "rbac.authorization.k8s.io": 17000,
+    "storage.k8s.io": 16800,
+    "admissionregistration.k8s.io": 16700,
+    "apiextensions.k8s.io": 16700,
+    "scheduling.k8s.io": 16600,
+    "coordination.k8s.io": 16500,
+    "node.k8s.io": 16300,
+    "discovery.k8s.io": 16200,
+    "flowcontrol.apiserver.k8s.io": 16100,
+}
+CRD_GROUP_PRIORITY = 1000
+
+
+def in_server_order(groups: list[GroupInfo], *, aggregated: bool) -> list[GroupInfo]:
+    """``groups`` in the order a real kube-apiserver lists them (see ``GROUP_PRIORITIES``)."""
+
+    def key(group: GroupInfo) -> tuple[int, str]:
+        priority = GROUP_PRIORITIES.get(group.name, CRD_GROUP_PRIORITY)
+        tie = group.name if aggregated else min(f"{v}.{group.name}" for v in group.versions)
+        return (-priority, tie)
+
+    return sorted(groups, key=key)
 
 
 def aggregated_version(accept: str) -> str | None:
@@ -64,7 +105,7 @@ def _aggregated_resource(rt: ResourceType, version: str) -> dict[str, Any]:
 def aggregated(
     registry: Registry, *, core: bool, api_version: str = AGGREGATED_V2
 ) -> dict[str, Any]:
-    """`APIGroupDiscoveryList` for `/api` (core) or `/apis` (named groups, canonical first)."""
+    """`APIGroupDiscoveryList` for `/api` (core) or `/apis` (named groups, in server order)."""
     items = []
     if core:
         resources = [_aggregated_resource(rt, "v1") for rt in registry.in_group_version("", "v1")]
@@ -75,7 +116,7 @@ def aggregated(
             }
         )
     else:
-        for group in registry.groups():
+        for group in in_server_order(registry.groups(), aggregated=True):
             versions = []
             for version in group.versions:
                 resources = [
@@ -115,7 +156,10 @@ def api_group_list(registry: Registry) -> dict[str, Any]:
     return {
         "kind": "APIGroupList",
         "apiVersion": "v1",
-        "groups": [_group_entry(g.name, g.versions) for g in registry.groups()],
+        "groups": [
+            _group_entry(g.name, g.versions)
+            for g in in_server_order(registry.groups(), aggregated=False)
+        ],
     }
 
 

@@ -9,10 +9,6 @@ from dataclasses import dataclass
 from apiserver.crds import version_priority
 from apiserver.resources import ResourceType
 
-# The canonical group comes first in discovery, so that a plural or short name served by two
-# groups (e.g. `jointinferenceservices` in sedna.io and the legacy neptune.io) resolves to it.
-CANONICAL_GROUP = "sedna.io"
-
 
 @dataclass(frozen=True)
 class GroupInfo:
@@ -27,12 +23,7 @@ class Registry:
 
     def __init__(self, builtins: Iterable[ResourceType]) -> None:
         self._lock = threading.Lock()
-        self._builtin_groups = []
-        self._types: dict[tuple[str, str], ResourceType] = {}
-        for rt in builtins:
-            self._types[rt.key] = rt
-            if rt.group and rt.group not in self._builtin_groups:
-                self._builtin_groups.append(rt.group)
+        self._types: dict[tuple[str, str], ResourceType] = {rt.key: rt for rt in builtins}
         self._revision = 0
 
     @property
@@ -82,13 +73,11 @@ class Registry:
         return sorted(found, key=lambda rt: rt.plural)
 
     def groups(self) -> list[GroupInfo]:
-        """Named groups (not the core group) in discovery order."""
+        """Named groups (not the core group) by name; `discovery` puts them in server order."""
         versions: dict[str, set[str]] = {}
         for rt in list(self._types.values()):
             if rt.group:
                 versions.setdefault(rt.group, set()).update(rt.versions)
-        custom = sorted(
-            g for g in versions if g not in self._builtin_groups and g != CANONICAL_GROUP
-        )
-        ordered = [g for g in (CANONICAL_GROUP, *self._builtin_groups, *custom) if g in versions]
-        return [GroupInfo(g, tuple(sorted(versions[g], key=version_priority))) for g in ordered]
+        return [
+            GroupInfo(g, tuple(sorted(versions[g], key=version_priority))) for g in sorted(versions)
+        ]

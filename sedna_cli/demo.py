@@ -94,7 +94,7 @@ class Demo:
         """Apply every sample of the design documents unchanged and list them."""
         print(self.kubectl("apply", "-f", str(SAMPLES)), end="")
         print(self.kubectl("get", "datasets,models,incrementallearningjobs", "-A"), end="")
-        print(self.kubectl("get", "jointinferenceservices.neptune.io,federatedlearningtasks"))
+        print(self.kubectl("get", "neptunejointinferenceservices,federatedlearningtasks"))
         print(
             "      (the samples name images, models and nodes this machine does not have,\n"
             "       so their jobs stay Pending; the status says what they wait for)"

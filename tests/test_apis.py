@@ -159,20 +159,18 @@ def test_crd_schema_is_structural(crd: dict[str, Any]) -> None:
 
 def test_crds_have_the_documented_short_names_and_columns() -> None:
     by_name = {c["metadata"]["name"]: c for c in crd_manifests()}
-    assert by_name["datasets.sedna.io"]["spec"]["names"]["shortNames"] == ["ds"]
+    assert "shortNames" not in by_name["datasets.sedna.io"]["spec"]["names"]
     assert by_name["jointinferenceservices.sedna.io"]["spec"]["names"]["shortNames"] == [
         "ji",
         "jis",
     ]
     assert by_name["federatedlearningjobs.sedna.io"]["spec"]["names"]["shortNames"] == ["fl"]
-    assert by_name["federatedlearningtasks.edgeai.io"]["spec"]["names"]["shortNames"] == [
-        "federatedtask",
-        "ft",
-    ]
+    assert "shortNames" not in by_name["federatedlearningtasks.edgeai.io"]["spec"]["names"]
     assert by_name["incrementallearningjobs.sedna.io"]["spec"]["names"]["shortNames"] == ["il"]
     assert by_name["lifelonglearningjobs.sedna.io"]["spec"]["names"]["shortNames"] == ["ll"]
-    legacy_ji = by_name["jointinferenceservices.neptune.io"]["spec"]
-    assert legacy_ji["names"]["shortNames"] == ["jointinferenceservice", "jis"]
+    legacy_ji = by_name["neptunejointinferenceservices.neptune.io"]["spec"]
+    assert legacy_ji["names"]["kind"] == "JointInferenceService"
+    assert "shortNames" not in legacy_ji["names"]
     columns = legacy_ji["versions"][0]["additionalPrinterColumns"]
     assert [(c["name"], c["jsonPath"]) for c in columns] == [
         ("status", ".status.conditions[-1].type"),
@@ -200,6 +198,44 @@ def test_canonical_group_is_listed_before_legacy_groups() -> None:
     groups = [info.group for info in KINDS]
     assert groups.index("sedna.io") < groups.index("neptune.io")
     assert groups.index("sedna.io") < groups.index("edgeai.io")
+
+
+# Resource names, singulars and short names of Kubernetes' built-in kinds (v1.28 to v1.34).
+_BUILTIN_NAMES_TEXT = """
+    bindings binding componentstatuses componentstatus cs configmaps configmap cm endpoints ep
+    events event ev limitranges limitrange limits namespaces namespace ns nodes node no
+    persistentvolumeclaims persistentvolumeclaim pvc persistentvolumes persistentvolume pv pods
+    pod po podtemplates podtemplate replicationcontrollers replicationcontroller rc
+    resourcequotas resourcequota quota secrets secret serviceaccounts serviceaccount sa services
+    service svc controllerrevisions controllerrevision daemonsets daemonset ds deployments
+    deployment deploy replicasets replicaset rs statefulsets statefulset sts
+    horizontalpodautoscalers horizontalpodautoscaler hpa cronjobs cronjob cj jobs job
+    certificatesigningrequests certificatesigningrequest csr leases lease endpointslices
+    endpointslice ingressclasses ingressclass ingresses ingress ing networkpolicies
+    networkpolicy netpol runtimeclasses runtimeclass poddisruptionbudgets poddisruptionbudget
+    pdb clusterrolebindings clusterrolebinding clusterroles clusterrole rolebindings rolebinding
+    roles role priorityclasses priorityclass pc csidrivers csidriver csinodes csinode
+    storageclasses storageclass sc volumeattachments volumeattachment customresourcedefinitions
+    crd crds apiservices apiservice flowschemas flowschema prioritylevelconfigurations
+    mutatingwebhookconfigurations validatingwebhookconfigurations tokenreviews
+    subjectaccessreviews selfsubjectaccessreviews ipaddresses servicecidrs
+"""
+BUILTIN_NAMES = frozenset(_BUILTIN_NAMES_TEXT.split())
+
+
+def _names(info: Any) -> set[str]:
+    return {info.plural, info.singular, *info.short_names}
+
+
+def test_no_name_means_two_kinds_on_any_server() -> None:
+    """kubectl maps a bare name to the first group in discovery order, which on a real server
+    is not ours to choose: no two kinds, and no kind and a built-in one, share a name."""
+    for index, info in enumerate(KINDS):
+        assert not _names(info) & BUILTIN_NAMES, info.kind
+        for other in KINDS[index + 1 :]:
+            assert not _names(info) & _names(other), (info.api_version, other.api_version)
+    legacy = [info for info in KINDS if info.legacy]
+    assert legacy and all(info.short_names == () for info in legacy)
 
 
 def test_committed_crd_files_are_fresh() -> None:

@@ -11,10 +11,10 @@ import yaml
 
 from apiserver import errors as err
 from apiserver.crds import resource_type_from_crd, validate_crd, version_priority
-from apiserver.discovery import aggregated, aggregated_version
+from apiserver.discovery import aggregated, aggregated_version, in_server_order
 from apiserver.jsonpath import JsonPathError, first
 from apiserver.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
-from apiserver.registry import Registry
+from apiserver.registry import GroupInfo, Registry
 from apiserver.schema import apply_defaults, drop_nulls, prune, validate
 from apiserver.selectors import FieldSelector, LabelSelector, SelectorError
 from apiserver.store import Key, Store
@@ -382,6 +382,22 @@ def test_crd_checks_and_resource_type() -> None:
     assert any(m.startswith("spec.versions[1].name: Duplicate value") for m in messages)
 
 
+def test_groups_are_listed_in_kube_apiserver_order() -> None:
+    groups = [
+        GroupInfo("sedna.io", ("v1alpha1",)),
+        GroupInfo("coordination.k8s.io", ("v1",)),
+        GroupInfo("neptune.io", ("v1alpha1",)),
+        GroupInfo("b.io", ("v1",)),
+        GroupInfo("a.io", ("v2",)),
+        GroupInfo("apps", ("v1",)),
+    ]
+    aggregated = [g.name for g in in_server_order(groups, aggregated=True)]
+    assert aggregated == ["apps", "coordination.k8s.io", "a.io", "b.io", "neptune.io", "sedna.io"]
+    # The legacy APIGroupList breaks ties by APIService name, `<version>.<group>`.
+    legacy = [g.name for g in in_server_order(groups, aggregated=False)]
+    assert legacy == ["apps", "coordination.k8s.io", "b.io", "neptune.io", "sedna.io", "a.io"]
+
+
 def test_version_priority_orders_like_kubernetes() -> None:
     versions = ["v1alpha1", "v2", "foo", "v1beta1", "v1", "v1beta2"]
     assert sorted(versions, key=version_priority) == [
@@ -394,13 +410,13 @@ def test_version_priority_orders_like_kubernetes() -> None:
     ]
 
 
-def test_discovery_lists_the_canonical_group_first() -> None:
+def test_discovery_lists_crd_groups_by_name() -> None:
     registry = Registry([])
-    for crd in reversed(crds_for_tests()):
+    for crd in crds_for_tests():
         registry.put(resource_type_from_crd(crd))
     doc = aggregated(registry, core=False)
-    assert [item["metadata"]["name"] for item in doc["items"]] == ["sedna.io", "neptune.io"]
-    sedna = doc["items"][0]["versions"][0]["resources"]
+    assert [item["metadata"]["name"] for item in doc["items"]] == ["neptune.io", "sedna.io"]
+    sedna = doc["items"][1]["versions"][0]["resources"]
     datasets = next(r for r in sedna if r["resource"] == "datasets")
     assert datasets["shortNames"] == ["ds"] and datasets["singularResource"] == "dataset"
     assert datasets["subresources"][0]["subresource"] == "status"

@@ -88,7 +88,9 @@ def test_up_serves_kubectl_prints_node_states_and_keeps_state_across_restarts(
         kb_again = json.loads((data / "endpoints.json").read_text())["kb"]["url"]
         assert kb_again + "/knowledgebase" == kb_url
         assert call(kb_url, "GET", "/summary")[1]["AIModels"]["numberOfAIModels"] == 2
-        listed = kubectl(data, cache, "get", "datasets,models,il,ft", "-o", "name")
+        listed = kubectl(
+            data, cache, "get", "datasets,models,il,federatedlearningtasks", "-o", "name"
+        )
         assert "dataset.sedna.io/incremental-dataset" in listed
         assert "model.sedna.io/initial-model" in listed
         assert kubectl(data, cache, "apply", "-f", str(SAMPLES)).count("unchanged") == 6

@@ -249,4 +249,4 @@ def test_the_seed_federated_learning_task_shape_runs_to_succeeded(
     assert {n["nodeName"] for n in final["nodes"]} == set(EDGES)
     workers = {w["name"]: w["nodeName"] for w in final["workers"]}
     assert workers["magnetic-tile-defect-detection-aggregation"] == "solar-corona-cloud"
-    assert "Succeeded" in fl_cluster.kubectl("get", "ft")
+    assert "Succeeded" in fl_cluster.kubectl("get", "federatedlearningtasks")

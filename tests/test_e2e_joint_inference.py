@@ -81,7 +81,11 @@ def test_legacy_sample_shape_runs_the_example_and_counts_reach_status(
 
     def metrics() -> dict[str, str]:
         obj = cluster.api.get_namespaced_custom_object(
-            "neptune.io", "v1alpha1", "default", "jointinferenceservices", "helmet-detection-demo"
+            "neptune.io",
+            "v1alpha1",
+            "default",
+            "neptunejointinferenceservices",
+            "helmet-detection-demo",
         )
         return {m["key"]: m["value"] for m in (obj.get("status") or {}).get("metrics") or []}
 
@@ -96,5 +100,5 @@ def test_legacy_sample_shape_runs_the_example_and_counts_reach_status(
     assert edge_lc.runtime.status("helmet-detection-demo-edge") is not None
     assert cloud_lc.runtime.status("helmet-detection-demo-cloud") is not None
     assert edge_lc.runtime.status("helmet-detection-demo-cloud") is None
-    table = cluster.kubectl("get", "jointinferenceservices.neptune.io")
+    table = cluster.kubectl("get", "neptunejointinferenceservices")
     assert "helmet-detection-demo" in table and "Running" in table

@@ -58,13 +58,21 @@ def test_seed_sample_applies_unchanged_and_reads_back_whole(kubectl: Kubectl, na
 
 def test_get_by_every_name_with_printer_columns(kubectl: Kubectl) -> None:
     kubectl.ok("apply", "-f", str(SAMPLES))
-    for name in ("datasets", "dataset", "Dataset", "ds", "datasets.sedna.io"):
+    for name in ("datasets", "dataset", "Dataset", "datasets.sedna.io"):
         table = kubectl.ok("get", name)
         assert table.split("\n")[0].split() == ["NAME", "NODENAME", "FORMAT", "SAMPLES", "AGE"]
         assert "incremental-dataset" in table
     assert "NAMESPACE" in kubectl.ok("get", "il", "-A")
-    assert kubectl.ok("get", "ft").split("\n")[0].split() == ["NAME", "STATUS", "ROUND", "AGE"]
-    assert "helmet-detection-demo" in kubectl.ok("get", "jointinferenceservices.neptune.io")
+    assert kubectl.ok("get", "federatedlearningtasks").split("\n")[0].split() == [
+        "NAME",
+        "STATUS",
+        "ROUND",
+        "AGE",
+    ]
+    assert "helmet-detection-demo" in kubectl.ok("get", "neptunejointinferenceservices")
+    for name in ("ji", "jis", "jointinferenceservice", "jointinferenceservices"):
+        assert "neptune.io" not in kubectl.ok("get", name, "-A", "-o", "name"), name
+    assert "doesn't have a resource type" in kubectl.fails("get", "ds")
     everything = kubectl.ok("get", "sedna", "-A", "-o", "name")
     assert "model.sedna.io/deploy-model" in everything
 
@@ -97,7 +105,7 @@ def test_wrong_type_and_unknown_field_are_refused_naming_the_field(kubectl: Kube
     unknown["spec"]["bogus"] = True
     assert 'unknown field "spec.bogus"' in _invalid(kubectl, unknown)
     for name in ("typed", "unknown"):
-        assert kubectl.run("get", "ds", name).returncode != 0
+        assert kubectl.run("get", "datasets", name).returncode != 0
 
 
 def test_unknown_kind_is_refused(kubectl: Kubectl, tmp_path: Path) -> None:
