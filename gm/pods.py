@@ -3,6 +3,13 @@
 Each worker becomes a Pod named after it, with ``nodeName`` set and an owner reference to its
 resource; a Pod whose desired spec changed is replaced. Pod phases feed the resource's status
 the way LC reports do for the ``edge-process`` backend.
+
+Networking is upstream Sedna's: every worker Pod runs with host networking, as the LC does, so
+``LC_SERVER`` (the node's loopback) reaches its own LC, and a cloud worker or aggregator listens
+on its node's address at the port the GM allocated for it (unique across the cluster, so two
+workers on one host never collide). Edge workers get that node's InternalIP as
+``BIG_MODEL_IP``/``AGG_IP``: an address, not a name, so it needs no cluster DNS, which KubeEdge
+edge nodes lack unless EdgeMesh runs (see docs/cluster.md).
 """
 
 from __future__ import annotations
@@ -31,9 +38,12 @@ def owner_selector(kind: str, name: str) -> str:
 
 
 def desired_pod(worker: DesiredWorker, lc_server: str = DEFAULT_LC_SERVER) -> dict[str, Any]:
-    """The Pod for ``worker``, annotated with the hash of its spec."""
+    """The Pod for ``worker`` on its node's network, annotated with the hash of its spec."""
     env = {"LC_SERVER": lc_server, **worker.env}
     pod = worker.model_copy(update={"env": env}).pod()
+    pod["spec"]["hostNetwork"] = True
+    # Host-network Pods resolve cluster Services only with this policy (where cluster DNS runs).
+    pod["spec"].setdefault("dnsPolicy", "ClusterFirstWithHostNet")
     digest = hashlib.sha256(json.dumps(pod["spec"], sort_keys=True).encode()).hexdigest()[:16]
     pod["metadata"]["annotations"] = {SPEC_HASH_ANNOTATION: digest}
     return pod

@@ -44,8 +44,24 @@ def test_workers_become_owned_pods_whose_phases_drive_the_status(pods_cluster: C
     env = {e.name: e.value for e in edge.spec.containers[0].env}
     assert env["LC_SERVER"] == "http://127.0.0.1:9100"
     assert env["BIG_MODEL_IP"] == "127.0.0.1"
+    # Host networking, as upstream: the LC on the node's loopback, the cloud worker on its node.
+    for pod in pods().values():
+        assert pod.spec.host_network is True
+        assert pod.spec.dns_policy == "ClusterFirstWithHostNet"
     # No LC ran them: the edge-process backend is off.
     assert pods_cluster.stack.lcs["edge0"].runtime.statuses() == []
+
+    # The cloud node's InternalIP is where the edge worker finds the cloud worker.
+    address = {"status": {"addresses": [{"type": "InternalIP", "address": "192.0.2.10"}]}}
+    core.patch_node_status("cloud0", address)
+
+    def big_model_ip() -> str | None:
+        edge = pods().get("svc-edge")
+        env = {e.name: e.value for e in edge.spec.containers[0].env} if edge else {}
+        return env.get("BIG_MODEL_IP")
+
+    wait_for(lambda: big_model_ip() == "192.0.2.10", 30, "edge pod re-planned on the node IP")
+    wait_for(lambda: set(pods()) == {"svc-edge", "svc-cloud"}, 30, "both pods back")
 
     for name in ("svc-edge", "svc-cloud"):  # what a kubelet would report
         core.patch_namespaced_pod_status(name, "default", {"status": {"phase": "Running"}})
