@@ -5,18 +5,15 @@ from __future__ import annotations
 import io
 import json
 import logging
-from pathlib import Path
 
-import numpy as np
 import pytest
 
 import sedna.algorithms.hard_example_mining  # noqa: F401  (registers the HEM algorithms)
 from sedna.common.class_factory import ClassFactory, ClassType
 from sedna.common.config import BaseConfig, Context
-from sedna.common.errors import ConfigError, DataSourceError, UnknownAlgorithmError
+from sedna.common.errors import ConfigError, UnknownAlgorithmError
 from sedna.common.estimator import Estimator, resolve_estimator
 from sedna.common.log import get_logger, setup_logging
-from sedna.datasources import BaseDataSource, CSVDataParse, TxtDataParse
 
 
 def test_context_looks_up_name_then_upper_case(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -66,86 +63,6 @@ def test_class_factory_register_and_lookup() -> None:
     with pytest.raises(TypeError, match="only classes"):
         ClassFactory.register_cls(len, ClassType.GENERAL)  # type: ignore[arg-type]
     assert {"IBT", "CrossEntropy", "ThresholdFilter"} <= set(ClassFactory.names(ClassType.HEM))
-
-
-def test_base_data_source() -> None:
-    data = BaseDataSource(data_type="train")
-    assert data.num_examples() == 0
-    data.x = [[1, 2], [3, 4]]
-    data.y = [0, 1]
-    assert data.num_examples() == 2
-    assert not data.is_test_data()
-    assert BaseDataSource(data_type="test").is_test_data()
-
-
-def test_txt_parse_labels_and_relative_paths(tmp_path: Path) -> None:
-    index = tmp_path / "data" / "train.txt"
-    index.parent.mkdir()
-    index.write_text("# samples\nimages/a.png 1\n\n/abs/b.png 0\nimages/c.png helmet on\n")
-    data = TxtDataParse(data_type="train").parse(index)
-    assert data.x == [
-        str(tmp_path / "data" / "images" / "a.png"),
-        "/abs/b.png",
-        str(tmp_path / "data" / "images" / "c.png"),
-    ]
-    assert data.y == ["1", "0", "helmet on"]
-    assert data.num_examples() == 3
-
-
-def test_txt_parse_without_labels_and_with_func(tmp_path: Path) -> None:
-    index = tmp_path / "test.txt"
-    index.write_text("a.png\nb.png\n")
-    data = TxtDataParse(data_type="test", func=lambda path: Path(path).name.upper()).parse(index)
-    assert data.x == ["A.PNG", "B.PNG"]
-    assert data.y is None
-
-
-def test_txt_parse_errors(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"dataset index file not found: .*missing\.txt"):
-        TxtDataParse().parse(tmp_path / "missing.txt")
-    mixed = tmp_path / "mixed.txt"
-    mixed.write_text("a.png 1\nb.png\n")
-    with pytest.raises(DataSourceError, match="1 of 2 samples have a label"):
-        TxtDataParse().parse(mixed)
-    with pytest.raises(DataSourceError, match="at least one"):
-        TxtDataParse().parse()
-
-
-def test_csv_parse(tmp_path: Path) -> None:
-    path = tmp_path / "data.csv"
-    path.write_text("f1,f2,label\n1,2.5,0\n3,4,1\n\n")
-    data = CSVDataParse(data_type="train").parse(path, label="label")
-    assert data.feature_names == ["f1", "f2"]
-    np.testing.assert_array_equal(data.x, [[1.0, 2.5], [3.0, 4.0]])
-    np.testing.assert_array_equal(data.y, [0.0, 1.0])
-    assert data.num_examples() == 2
-    unlabelled = CSVDataParse(data_type="test").parse(path)
-    assert unlabelled.y is None and unlabelled.x.shape == (2, 3)
-
-
-def test_csv_parse_text_values(tmp_path: Path) -> None:
-    path = tmp_path / "text.csv"
-    path.write_text("city,label\nparis,yes\n")
-    data = CSVDataParse().parse(path, label="label")
-    assert data.x.tolist() == [["paris"]]
-    assert data.y.tolist() == ["yes"]
-
-
-def test_csv_parse_errors(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="not found"):
-        CSVDataParse().parse(tmp_path / "missing.csv", label="y")
-    path = tmp_path / "data.csv"
-    path.write_text("a,b\n1,2\n")
-    with pytest.raises(DataSourceError, match="label column 'y' not in the header: a, b"):
-        CSVDataParse().parse(path, label="y")
-    ragged = tmp_path / "ragged.csv"
-    ragged.write_text("a,b\n1,2\n3\n")
-    with pytest.raises(DataSourceError, match="line 3: 1 values, expected 2"):
-        CSVDataParse().parse(ragged)
-    empty = tmp_path / "empty.csv"
-    empty.write_text("")
-    with pytest.raises(DataSourceError, match="empty CSV"):
-        CSVDataParse().parse(empty)
 
 
 class _Model:

@@ -29,3 +29,7 @@ class InvalidInputError(SednaError, ValueError):
 
 class CloudUnavailableError(SednaError):
     """The cloud model service could not answer (down, slow, or returned an error)."""
+
+
+class UnsupportedError(ConfigError):
+    """Something upstream Sedna offers that this implementation deliberately does not."""

@@ -1,139 +1,161 @@
-"""Parsers of dataset index files: ``txt`` (one sample per line) and ``csv`` (header row)."""
+"""Parsers of dataset index files with upstream Sedna's semantics: ``txt`` and ``csv``.
+
+``TxtDataParse``: one sample per line. ``func`` (when given) gets each whole stripped line and
+returns a sequence; otherwise the line is split on whitespace. ``x`` takes item 0 and ``y``
+item 1 (``0`` when absent; test data has no ``y``), or ``x`` the whole sequence with
+``use_raw=True``. Sample paths are kept as written (scripts resolve them, e.g. against
+``dirname(ORIGINAL_DATASET_URL)``).
+
+``CSVDataParse``: read with pandas; ``func`` gets the whole DataFrame; ``label`` names the
+column that becomes ``y`` (a Series) and leaves ``x`` (a DataFrame). A dict is parsed as one
+row (a list of dicts as rows), as upstream's lifelong learning inference does per sample.
+
+Each ``parse`` replaces ``x``/``y`` and returns the data source. Differences from upstream
+(an index file that is named but missing is an error, not skipped; blank lines never reach
+``func``) are listed in docs/compatibility.md.
+"""
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sedna.common.errors import DataSourceError
 from sedna.datasources.base import BaseDataSource
 
+if TYPE_CHECKING:
+    import pandas as pd
 
-def _index_file(path: str | Path) -> Path:
-    index = Path(path).expanduser()
-    if not index.is_file():
-        what = "is a directory" if index.is_dir() else "not found"
-        raise FileNotFoundError(f"dataset index file {what}: {index}")
-    return index
+
+def _index_files(sources: Sequence[Any], what: str) -> list[str]:
+    """The paths among ``sources``; ``None``/empty ones are skipped (upstream's rule), a
+    named file that does not exist is an error."""
+    files: list[str] = []
+    for source in sources:
+        if source is None or source == "":
+            continue
+        path = Path(str(source).removeprefix("file://")).expanduser()
+        if not path.is_file():
+            problem = "is a directory" if path.is_dir() else "not found"
+            raise FileNotFoundError(f"{what} {problem}: {path}")
+        files.append(str(path))
+    return files
+
+
+def _array(items: list[Any]) -> np.ndarray:
+    """``np.array(items)``, or a 1-D object array when the items have different shapes."""
+    try:
+        return np.array(items)
+    except ValueError:
+        ragged = np.empty(len(items), dtype=object)
+        ragged[:] = items
+        return ragged
 
 
 class TxtDataParse(BaseDataSource):
-    """A ``txt`` index: each line is ``<sample path> <label>`` or just ``<sample path>``.
-
-    Relative sample paths are resolved against the index file's directory; blank lines and
-    lines starting with ``#`` are skipped. ``x`` holds the sample paths (or ``func(path)`` when
-    a ``func`` is given, e.g. an image loader) and ``y`` the labels as strings, or ``None``
-    when no line has a label. Paths containing spaces are not supported.
-    """
+    """A ``txt`` index: one sample per line (see the module docstring)."""
 
     def __init__(self, data_type: str = "train", func: Callable[[str], Any] | None = None) -> None:
         super().__init__(data_type=data_type, func=func)
 
-    def parse(self, *paths: str | Path, **kwargs: Any) -> TxtDataParse:
-        """Read the index files in order and append their samples; returns ``self``."""
-        if not paths:
-            raise DataSourceError("TxtDataParse.parse needs at least one index file")
-        samples: list[Any] = [] if self.x is None else list(self.x)
-        labels: list[str | None] = (
-            [None] * len(samples) if self.y is None else [str(y) for y in self.y]
-        )
-        for path in paths:
-            for sample, label in self._read(_index_file(path)):
-                samples.append(self.process_func(sample) if self.process_func else sample)
-                labels.append(label)
-        labelled = sum(label is not None for label in labels)
-        if 0 < labelled < len(labels):
-            raise DataSourceError(
-                f"{labelled} of {len(labels)} samples have a label: label every line of "
-                f"{', '.join(map(str, paths))} or none"
-            )
-        self.x = samples
-        self.y = labels if labelled else None
-        return self
-
-    @staticmethod
-    def _read(index: Path) -> Iterator[tuple[str, str | None]]:
-        base = index.parent
-        with index.open(encoding="utf-8") as lines:
-            for line in lines:
-                text = line.strip()
-                if not text or text.startswith("#"):
+    def parse(self, *args: Any, use_raw: bool = False, **kwargs: Any) -> TxtDataParse:
+        """Read the index files in order into ``x``/``y``; returns ``self``."""
+        x_data: list[Any] = []
+        y_data: list[Any] = []
+        for path in _index_files(args, "dataset index file"):
+            with open(path, encoding="utf-8") as lines:
+                stripped = [line.strip() for line in lines]
+            for line_number, line in enumerate(stripped, start=1):
+                if not line:
                     continue
-                sample, _, label = text.partition(" ")
-                sample_path = Path(sample).expanduser()
-                if not sample_path.is_absolute():
-                    sample_path = base / sample_path
-                yield str(sample_path), (label.strip() or None)
+                item = self.process_func(line) if self.process_func else line.split()
+                if item is None:
+                    continue
+                try:
+                    size = len(item)
+                except TypeError:
+                    raise DataSourceError(
+                        f"{path}, line {line_number}: func returned "
+                        f"{type(item).__name__}, expected a sequence such as (x, y)"
+                    ) from None
+                if size == 0:
+                    continue
+                if use_raw:
+                    x_data.append(item)
+                    continue
+                x_data.append(item[0])
+                if not self.is_test_data:
+                    y_data.append(item[1] if size > 1 else 0)
+        self.x = _array(x_data)
+        self.y = _array(y_data)
+        return self
 
 
 class CSVDataParse(BaseDataSource):
-    """A ``csv`` index with a header row; ``label`` names the label column.
-
-    ``x`` is a 2-D array of the other columns (float when every value is a number, else
-    strings) and ``y`` the label column (likewise); ``feature_names`` lists ``x``'s columns.
-    ``func``, when given, is applied to each row of ``x``.
-    """
+    """A ``csv`` file of structured data, read with pandas (see the module docstring)."""
 
     def __init__(
-        self, data_type: str = "train", func: Callable[[np.ndarray], Any] | None = None
+        self, data_type: str = "train", func: Callable[[pd.DataFrame], Any] | None = None
     ) -> None:
         super().__init__(data_type=data_type, func=func)
-        self.feature_names: list[str] = []
-
-    def parse(self, *paths: str | Path, label: str | None = None, **kwargs: Any) -> CSVDataParse:
-        """Read the CSV files (same header each) into ``x``/``y``; returns ``self``."""
-        if not paths:
-            raise DataSourceError("CSVDataParse.parse needs at least one CSV file")
-        header: list[str] | None = None
-        rows: list[list[str]] = []
-        for path in paths:
-            file_header, file_rows = self._read(_index_file(path))
-            if header is not None and file_header != header:
-                raise DataSourceError(
-                    f"{path}: header {file_header} differs from the first file's {header}"
-                )
-            header = file_header
-            rows.extend(file_rows)
-        assert header is not None
-        if label is not None and label not in header:
-            raise DataSourceError(f"label column {label!r} not in the header: {', '.join(header)}")
-        table = np.array(rows, dtype=str).reshape(len(rows), len(header))
-        features = [i for i, name in enumerate(header) if name != label]
-        self.feature_names = [header[i] for i in features]
-        x = _as_numbers(table[:, features])
-        if self.process_func is not None:
-            x = np.asarray([self.process_func(row) for row in x])
-        self.x = x
-        self.y = _as_numbers(table[:, header.index(label)]) if label is not None else None
-        return self
 
     @staticmethod
-    def _read(path: Path) -> tuple[list[str], list[list[str]]]:
-        with path.open(encoding="utf-8", newline="") as handle:
-            reader = csv.reader(handle)
-            header = next(reader, None)
-            if not header or not any(name.strip() for name in header):
-                raise DataSourceError(f"{path}: empty CSV file, expected a header row")
-            header = [name.strip() for name in header]
-            rows: list[list[str]] = []
-            for row in reader:
-                if not row or not any(cell.strip() for cell in row):
-                    continue
-                if len(row) != len(header):
+    def parse_json(lines: dict[str, Any] | list[dict[str, Any]], **kwargs: Any) -> pd.DataFrame:
+        """One row (a dict) or rows (a list of dicts) as a DataFrame."""
+        import pandas as pd
+
+        rows = [lines] if isinstance(lines, dict) else list(lines)
+        return pd.DataFrame.from_records(rows, **kwargs)
+
+    def parse(self, *args: Any, label: str | None = None, **kwargs: Any) -> CSVDataParse:
+        """Read CSV files (or dict rows) into ``x`` (DataFrame) and ``y`` (Series); ``kwargs``
+        go to ``pandas.read_csv`` (``usecols`` may be a comma-separated string). Returns
+        ``self``."""
+        import pandas as pd
+
+        usecols = kwargs.get("usecols")
+        if isinstance(usecols, str):
+            usecols = [name.strip() for name in usecols.split(",") if name.strip()]
+        if usecols:
+            usecols = list(usecols)
+            if label and label not in usecols:
+                usecols.append(label)
+            kwargs["usecols"] = usecols
+        frames: list[pd.DataFrame] = []
+        for source in args:
+            if isinstance(source, dict | list):
+                frame = self.parse_json(source)
+                if usecols:
+                    frame = frame[[name for name in usecols if name in frame.columns]]
+                frames.append(frame)
+            else:
+                for path in _index_files([source], "CSV file"):
+                    try:
+                        frames.append(pd.read_csv(path, **kwargs))
+                    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as error:
+                        raise DataSourceError(f"{path}: cannot read CSV: {error}") from None
+        x_data: list[pd.DataFrame] = []
+        y_data: list[pd.Series] = []
+        for frame in frames:
+            if self.process_func is not None:
+                frame = self.process_func(frame)
+            if label:
+                if label not in frame.columns:
+                    if self.is_test_data:
+                        x_data.append(frame)
+                        continue
                     raise DataSourceError(
-                        f"{path}, line {reader.line_num}: {len(row)} values, "
-                        f"expected {len(header)} ({', '.join(header)})"
+                        f"label column {label!r} not in the columns: "
+                        f"{', '.join(map(str, frame.columns))}"
                     )
-                rows.append([cell.strip() for cell in row])
-        return header, rows
-
-
-def _as_numbers(values: np.ndarray) -> np.ndarray:
-    try:
-        return values.astype(np.float64)
-    except ValueError:
-        return values
+                y_data.append(frame[label])
+                frame = frame.drop(columns=[label])
+            x_data.append(frame)
+        if not x_data:
+            return self
+        self.x = pd.concat(x_data)
+        self.y = pd.concat(y_data) if y_data else None
+        return self

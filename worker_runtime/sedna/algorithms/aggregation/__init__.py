@@ -5,6 +5,8 @@
 ``TrimmedMean`` (coordinate-wise; ``trim_ratio``). ``get_aggregation(name, **params)`` builds one.
 """
 
+from typing import Any
+
 from sedna.algorithms.aggregation.base import (
     AggregationError,
     BaseAggregation,
@@ -32,3 +34,13 @@ __all__ = [
     "get_aggregation",
     "register_aggregation",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("MistNet", "FedAvgV2", "AggClient"):
+        raise ImportError(
+            f"sedna.algorithms.aggregation.{name} is not supported: it belongs to the Plato-based "
+            "federated learning v2; use FedAvg, FedAvgM, FedProx or TrimmedMean",
+            name=name,
+        )
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,53 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
-
 from sedna.algorithms.hard_example_mining.base import BaseFilter
 from sedna.common.class_factory import ClassFactory, ClassType
+from sedna.common.config import parse_algorithm_parameters
 from sedna.common.errors import ConfigError
-
-
-class HEMParameter(BaseModel):
-    """One ``{"key": ..., "value": ...}`` entry of ``HEM_PARAMETERS``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    key: str
-    value: str | int | float | bool | None
 
 
 def parse_hem_parameters(raw: str | None) -> dict[str, Any]:
     """Parse ``HEM_PARAMETERS`` (JSON ``[{"key": "k", "value": "v"}, ...]``) into a dict."""
-    if raw is None or not raw.strip():
-        return {}
-    try:
-        document = json.loads(raw)
-    except json.JSONDecodeError as error:
-        raise ConfigError(f"HEM_PARAMETERS is not valid JSON ({error.msg}): {raw!r}") from None
-    if not isinstance(document, list):
-        raise ConfigError(
-            f'HEM_PARAMETERS must be a JSON list of {{"key", "value"}} objects, got {raw!r}'
-        )
-    parameters: dict[str, Any] = {}
-    for position, entry in enumerate(document):
-        try:
-            item = HEMParameter.model_validate(entry)
-        except ValidationError as error:
-            problem = error.errors()[0]
-            field = ".".join(str(part) for part in problem["loc"]) or "entry"
-            raise ConfigError(
-                f"HEM_PARAMETERS[{position}]: {field}: {problem['msg']} (got {entry!r})"
-            ) from None
-        if item.key in parameters:
-            raise ConfigError(f"HEM_PARAMETERS: parameter {item.key!r} given twice")
-        parameters[item.key] = item.value
-    return parameters
+    return parse_algorithm_parameters(raw, "HEM_PARAMETERS")
 
 
 def build_hem(name: str, parameters: Mapping[str, Any] | None = None) -> BaseFilter:

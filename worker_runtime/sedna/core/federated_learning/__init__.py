@@ -2,6 +2,8 @@
 worker (:class:`AggregationServer`), exchanging weights over gRPC (``proto/federated.proto``).
 """
 
+from typing import Any
+
 from sedna.core.federated_learning.checkpoint import CheckpointStore, load_npz, save_npz
 from sedna.core.federated_learning.client import AggregationClient, PulledModel, RetryPolicy
 from sedna.core.federated_learning.coordinator import GlobalModel, RoundStatus
@@ -52,3 +54,13 @@ __all__ = [
     "num_samples",
     "save_npz",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "FederatedLearningV2":
+        raise ImportError(
+            "sedna.core.federated_learning.FederatedLearningV2 is not supported: it runs on the "
+            "Plato framework; use FederatedLearning (weights over gRPC)",
+            name=name,
+        )
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -59,10 +59,13 @@ class AggregationServer:
         reporter: LCReporter | None = None,
         **overrides: Any,
     ) -> None:
-        # Sedna's AggregationServer arguments: ``host`` is the bind address; ``ws_size`` capped
-        # its WebSocket frames, which streaming does not need.
-        if "host" in overrides:
-            overrides["bind_host"] = overrides.pop("host")
+        # Sedna's AggregationServer arguments: ``host``/``http_port`` are the bind address;
+        # ``ws_size`` capped its WebSocket frames, which streaming does not need.
+        for upstream, here in (("host", "bind_host"), ("http_port", "bind_port")):
+            if upstream in overrides:
+                value = overrides.pop(upstream)
+                if value is not None:
+                    overrides[here] = value
         overrides.pop("ws_size", None)
         if settings is None:
             given = {

@@ -31,6 +31,9 @@ LOG = get_logger("joint_inference.edge")
 OWNER_KIND = "jointinferenceservice"
 WORKER_KIND = "inference"
 DEFAULT_REPORT_INTERVAL_SECONDS = 10.0
+# MINING_MODE values (upstream's): mine the edge result (default), or mine the sample first.
+MINING_AFTER = "inference-then-mining"
+MINING_FIRST = "mining-then-inference"
 
 
 class InferenceResult(NamedTuple):
@@ -77,6 +80,7 @@ class JointInference:
             resolve_estimator(self.estimator, ("predict", "load")).load(url)
             LOG.info("edge model loaded", extra={"model_url": url})
         self.hard_example_mining = resolve_hem(hard_example_mining)
+        self.mining_mode = _mining_mode()
         self.cloud = self._cloud_client(cloud_host, cloud_port, timeout)
         self.breaker = breaker or CircuitBreaker()
         self.reporter = reporter or LCReporter.from_env()
@@ -114,6 +118,8 @@ class JointInference:
         the edge prediction into what mining judges and the caller gets. ``cloud_result`` is
         ``None`` when the sample was easy or the cloud could not answer.
         """
+        if self.mining_mode == MINING_FIRST:
+            return self._mine_then_infer(data, post_process, kwargs)
         edge_result = self.estimator.predict(data, **kwargs)
         if post_process is not None:
             edge_result = post_process(edge_result)
@@ -126,6 +132,26 @@ class JointInference:
         if not answered:
             return InferenceResult(True, edge_result, edge_result, None)
         return InferenceResult(True, cloud_result, edge_result, cloud_result)
+
+    def _mine_then_infer(
+        self, data: Any, post_process: Callable[[Any], Any] | None, kwargs: dict[str, Any]
+    ) -> InferenceResult:
+        """``MINING_MODE=mining-then-inference``: mining judges the sample itself; a hard one
+        goes to the cloud only (the edge answers when the cloud cannot), an easy one to the
+        edge only."""
+        if self.hard_example_mining is None:
+            raise ConfigError("MINING_MODE=mining-then-inference needs a hard example mining")
+        is_hard = bool(self.hard_example_mining(data))
+        self._counter.add(samples=1, hard=int(is_hard))
+        if is_hard:
+            answered, cloud_result = self._ask_cloud(data, batch=False)
+            self._counter.add(cloud_answers=int(answered), cloud_failures=int(not answered))
+            if answered:
+                return InferenceResult(True, cloud_result, None, cloud_result)
+        edge_result = self.estimator.predict(data, **kwargs)
+        if post_process is not None:
+            edge_result = post_process(edge_result)
+        return InferenceResult(is_hard, edge_result, edge_result, None)
 
     def inference_batch(
         self,
@@ -407,15 +433,27 @@ def _stack(samples: list[Any]) -> list[Any] | np.ndarray:
     return list(samples)
 
 
+def _mining_mode() -> str:
+    mode = os.environ.get("MINING_MODE") or MINING_AFTER
+    if mode not in (MINING_AFTER, MINING_FIRST):
+        raise ConfigError(f"MINING_MODE must be {MINING_AFTER} or {MINING_FIRST}, got {mode!r}")
+    return mode
+
+
 def _report_interval(value: float | None) -> float:
     if value is None:
-        raw = os.environ.get("REPORT_INTERVAL_SECONDS")
-        if not raw:
+        # LC_PERIOD is upstream's name for it.
+        variable = next(
+            (name for name in ("REPORT_INTERVAL_SECONDS", "LC_PERIOD") if os.environ.get(name)),
+            None,
+        )
+        if variable is None:
             return DEFAULT_REPORT_INTERVAL_SECONDS
+        raw = os.environ[variable]
         try:
             value = float(raw)
         except ValueError:
-            raise ConfigError(f"REPORT_INTERVAL_SECONDS must be a number, got {raw!r}") from None
+            raise ConfigError(f"{variable} must be a number, got {raw!r}") from None
     if not value > 0:
         raise ConfigError(f"report interval must be positive, got {value}")
     return value

@@ -22,12 +22,14 @@ HEALTH_PATH = "/healthz"
 
 
 class PredictRequest(BaseModel):
-    """Body of ``POST /predict``."""
+    """Body of ``POST /predict``; ``callback`` names a post-processing step (upstream's
+    field); other fields upstream clients send (e.g. ``post_process``) are ignored."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
 
     data: Any
     batch: bool = False
+    callback: str | None = None
 
 
 class PredictResponse(BaseModel):

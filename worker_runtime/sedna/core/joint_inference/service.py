@@ -8,7 +8,7 @@ import socket
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -46,10 +46,21 @@ def parse_port(value: str | int | None, variable: str) -> int | None:
     return port
 
 
+class PredictService(Protocol):
+    """What the HTTP server serves: predict paths, an info path and the predict handler."""
+
+    predict_paths: tuple[str, ...]
+    info_paths: tuple[str, ...]
+
+    def handle(self, request: PredictRequest) -> tuple[int, dict[str, Any]]:
+        """The HTTP status and answer document of one predict request."""
+        ...
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], service: BigModelService) -> None:
+    def __init__(self, address: tuple[str, int], service: PredictService) -> None:
         self.service = service
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
@@ -93,11 +104,14 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path == HEALTH_PATH:
             self._answer(200, {"status": "ok"})
+        elif self.path in self.server.service.info_paths:
+            paths = self.server.service.predict_paths
+            self._answer(200, {"infos": [{"path": path, "name": "predict"} for path in paths]})
         else:
             self._answer(404, {"error": f"no such endpoint: GET {self.path}"})
 
     def do_POST(self) -> None:
-        if self.path not in PREDICT_PATHS:
+        if self.path not in self.server.service.predict_paths:
             self._discard_body()
             self._answer(404, {"error": f"no such endpoint: POST {self.path}"})
             return
@@ -169,6 +183,10 @@ class BigModelService:
         if port is None:
             port = parse_port(BaseConfig.big_model_port, "BIG_MODEL_PORT")
         self.requested_port = DEFAULT_PORT if port is None else parse_port(port, "port")
+        # Upstream's edge posts to /<service name>/predict.
+        resource = BaseConfig.resource_name()
+        self.info_paths: tuple[str, ...] = (f"/{resource}",) if resource else ()
+        self.predict_paths = PREDICT_PATHS + tuple(f"{path}/predict" for path in self.info_paths)
         self._predict_lock = None if concurrent else threading.Lock()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -244,10 +262,10 @@ class BigModelService:
         size = len(data) if request.batch else 1
         try:
             if self._predict_lock is None:
-                result = self.estimator.predict(data)
+                result = self._predict(data, request)
             else:
                 with self._predict_lock:
-                    result = self.estimator.predict(data)
+                    result = self._predict(data, request)
         except Exception as error:  # the user's estimator: report, keep serving
             LOG.exception("big model prediction failed")
             self._count(size, error=True)
@@ -262,6 +280,9 @@ class BigModelService:
                 return 500, {"error": f"estimator returned no list of {size} predictions"}
         self._count(size)
         return 200, {"result": result}
+
+    def _predict(self, data: Any, request: PredictRequest) -> Any:
+        return self.estimator.predict(data)
 
     def _count(self, samples: int, *, error: bool = False) -> None:
         with self._counts_lock:

@@ -1,0 +1,1 @@
+"""Upstream Sedna's service modules: ``sedna.service.server`` and ``sedna.service.client``."""
