@@ -2,7 +2,7 @@
 
 ``AggregationServer`` is the federated aggregation worker (gRPC here, WebSocket upstream) and
 ``InferenceServer`` serves a model's ``inference`` over HTTP. ``KBServer`` is the lifelong
-learning knowledge base, provided by ``sedna.service.server.knowledgeBase`` when that is built.
+learning knowledge base (the project's ``kb`` service, what ``sedna kb`` runs).
 """
 
 from __future__ import annotations
@@ -28,11 +28,9 @@ def __getattr__(name: str) -> Any:
         except ModuleNotFoundError as error:
             if error.name and not error.name.startswith("sedna.service.server.knowledgeBase"):
                 raise
-            raise ImportError(
-                "KBServer (the lifelong learning knowledge base) is not supported yet by this "
-                "build of the sedna library",
-                name=name,
-            ) from None
+            from sedna.service.server.knowledge_base import KBServer
+
+            return KBServer
         return module.KBServer
     if name in _UNSUPPORTED:
         raise ImportError(
