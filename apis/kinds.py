@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -15,6 +15,7 @@ from apis.base import (
     PodTemplateSpec,
     Resource,
 )
+from apis.stages import StagedCondition, StagedRound
 
 GROUP = "sedna.io"
 VERSION = "v1alpha1"
@@ -210,25 +211,35 @@ class FederatedLearningJob(SednaResource):
 # --- Incremental and lifelong learning ---------------------------------------------------------
 
 
-class Timer(ApiModel):
-    """A daily time window ``HH:MM``-``HH:MM`` in which a trigger may fire."""
+#: ``HH:MM`` from 00:00 to 23:59, or 24:00 (the end of the day).
+TIME_OF_DAY_PATTERN = r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"
+#: Comparison operators of a trigger condition, with upstream Sedna's aliases.
+TriggerOperator = Literal[">", "<", ">=", "<=", "=", "==", "!=", "gt", "lt", "ge", "le", "eq", "ne"]
+#: A metric name, optionally indexing a list metric: ``precision_delta[0]``.
+METRIC_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]*(\[[0-9]+\])?$"
+#: How often a trigger is checked when ``checkPeriodSeconds`` is not given.
+DEFAULT_CHECK_PERIOD_SECONDS = 60
 
-    start: str
-    end: str
+
+class Timer(ApiModel):
+    """A daily time window ``HH:MM``-``HH:MM`` in which a trigger may fire (may wrap midnight)."""
+
+    start: str = Field(pattern=TIME_OF_DAY_PATTERN)
+    end: str = Field(pattern=TIME_OF_DAY_PATTERN)
 
 
 class TriggerCondition(ApiModel):
     """``metric operator threshold``, e.g. ``num_of_samples > 500``."""
 
-    operator: str = Field(json_schema_extra={"enum": [">", "<", ">=", "<=", "=", "==", "!="]})
+    operator: TriggerOperator
     threshold: float
-    metric: str
+    metric: str = Field(pattern=METRIC_PATTERN)
 
 
 class Trigger(ApiModel):
     """When a stage may start: how often to check, in which window, on which condition."""
 
-    check_period_seconds: int | None = Field(default=None, ge=1)
+    check_period_seconds: int = Field(default=DEFAULT_CHECK_PERIOD_SECONDS, ge=1)
     timer: Timer | None = None
     condition: TriggerCondition | None = None
 
@@ -248,9 +259,12 @@ class TrainSpec(ApiModel):
 
 
 class EvalSpec(ApiModel):
-    """The evaluation worker."""
+    """The evaluation worker, and the model the trained one is compared with."""
 
     template: PodTemplateSpec
+    initial_eval_model: ObjectRef | None = Field(
+        default=None, description="Model to compare against; default: the deploy model."
+    )
 
 
 class DeployModel(ApiModel):
@@ -258,7 +272,7 @@ class DeployModel(ApiModel):
 
     name: str
     hot_update_enabled: bool | None = None
-    poll_period_seconds: int | None = Field(default=None, ge=1)
+    poll_period_seconds: int = Field(default=60, ge=1)
 
 
 class DeploySpec(ApiModel):
@@ -270,15 +284,9 @@ class DeploySpec(ApiModel):
     template: PodTemplateSpec
 
 
-class StagedCondition(Condition):
-    """A condition of a staged job: ``stage`` (Train/Eval/Deploy) and its state in ``type``."""
-
-    stage: str | None = None
-    data: str | None = None
-
-
-class StagedJobStatus(JobStatus):
-    """Status of a staged job (incremental or lifelong learning)."""
+class StagedJobStatus(JobStatus, StagedRound):
+    """Status of a staged job (incremental or lifelong learning): the round state explicitly,
+    the stage history as conditions."""
 
     conditions: list[StagedCondition] | None = None  # type: ignore[assignment]
 

@@ -109,14 +109,20 @@ _STAGE_COLUMNS = (
     PrinterColumn(
         name="Stage",
         type="string",
-        json_path=".status.conditions[-1].stage",
+        json_path=".status.stage",
         description="The current stage: Train, Eval or Deploy",
     ),
     PrinterColumn(
-        name="Status",
+        name="State",
         type="string",
-        json_path=".status.conditions[-1].type",
+        json_path=".status.state",
         description="The state of the current stage",
+    ),
+    PrinterColumn(
+        name="Round",
+        type="integer",
+        json_path=".status.round",
+        description="The current round (0 before the first)",
     ),
     AGE,
 )

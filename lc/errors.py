@@ -51,7 +51,3 @@ def first_error_field(exc: ValidationError, prefix: str = "") -> str | None:
     if not errors:
         return None
     return error_location(tuple(errors[0].get("loc", ())), prefix)
-
-
-class InvalidTrigger(LCError, ValueError):
-    """A train or deploy trigger that fails validation."""

@@ -114,3 +114,37 @@ def test_unknown_kind_is_refused(kubectl: Kubectl, tmp_path: Path) -> None:
         {"apiVersion": "sedna.io/v1alpha1", "kind": "NoSuchKind", "metadata": {"name": "x"}},
     )
     assert 'no matches for kind "NoSuchKind"' in error
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "field"),
+    [
+        (("trainSpec", "trigger", "condition", "operator"), "=>", "condition.operator"),
+        (("trainSpec", "trigger", "timer", "start"), "25:00", "timer.start"),
+        (("trainSpec", "trigger", "checkPeriodSeconds"), -5, "checkPeriodSeconds"),
+        (("deploySpec", "trigger", "condition", "metric"), "precision delta", "condition.metric"),
+        (("deploySpec", "model", "pollPeriodSeconds"), 0, "pollPeriodSeconds"),
+    ],
+)
+def test_malformed_trigger_is_refused_naming_the_field(
+    kubectl: Kubectl, where: tuple[str, ...], value: object, field: str
+) -> None:
+    job = load_sample("quickstart_incrementallearningjob.yaml")
+    job["metadata"]["name"] = "bad-trigger"
+    node = job["spec"]
+    for key in where[:-1]:
+        node = node.setdefault(key, {})
+    node[where[-1]] = value
+    error = _invalid(kubectl, job)
+    assert f"spec.{'.'.join(where)}" in error and field in error
+    assert kubectl.run("get", "il", "bad-trigger").returncode != 0
+
+
+def test_trigger_end_of_day_and_aliases_are_accepted(kubectl: Kubectl) -> None:
+    job = load_sample("quickstart_incrementallearningjob.yaml")
+    job["metadata"]["name"] = "end-of-day"
+    job["spec"]["trainSpec"]["trigger"]["timer"] = {"start": "22:00", "end": "24:00"}
+    job["spec"]["trainSpec"]["trigger"]["condition"]["operator"] = "ge"
+    kubectl.ok("apply", "-f", "-", stdin=yaml.safe_dump(job))
+    table = kubectl.ok("get", "il", "end-of-day")
+    assert table.split("\n")[0].split() == ["NAME", "STAGE", "STATE", "ROUND", "AGE"]
