@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
@@ -110,11 +110,26 @@ class DeployDecision(ApiModel):
     )
 
 
-class RoundSamples(ApiModel):
-    """How many samples the current round trains and evaluates on."""
+class RoundData(ApiModel):
+    """The current round's data files (written by the dataset node's LC) and their sizes."""
 
-    train: int = Field(default=0, ge=0)
-    eval: int = Field(default=0, ge=0)
+    train: int = Field(default=0, ge=0, description="Samples in the round's train file.")
+    eval: int = Field(default=0, ge=0, description="Samples in the round's eval file.")
+    train_url: str | None = Field(default=None, alias="trainURL")
+    eval_url: str | None = Field(default=None, alias="evalURL")
+
+
+class StageMessage(ApiModel):
+    """An LC's report about a stage (upstream): the dataset node's LC cut round ``round``'s data
+    (``Train``, ``Ready``), or the deploy node's LC put the model in place (``Deploy``,
+    ``Running``; ``Failed`` with the reason when it could not)."""
+
+    type: Literal["stage"] = "stage"
+    stage: Stage
+    state: StageState
+    round: int = Field(ge=1)
+    data: RoundData | None = None
+    message: str | None = None
 
 
 class StagedRound(ApiModel):
@@ -128,7 +143,7 @@ class StagedRound(ApiModel):
     stage_data: StageData | None = Field(
         default=None, description="Input (and output) of the current stage."
     )
-    samples: RoundSamples | None = None
+    round_data: RoundData | None = None
     trained_model: StageModel | None = Field(
         default=None, description="The newest trained model; the next round trains from it."
     )
