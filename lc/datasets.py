@@ -1,4 +1,5 @@
-"""Dataset monitor: counts the samples of each dataset index file on the node.
+"""Datasets on the node: the monitor counting each index file's samples, and the train/eval
+split of a staged job's new samples into round files (:class:`RoundSplitter`).
 
 A ``txt`` index has one sample per non-blank line; a ``csv`` index has a header line and one
 sample per non-blank row (rows are counted by line, so quoted fields must not span lines).
@@ -8,6 +9,7 @@ Files are read incrementally; a truncated, replaced or rotated file is counted a
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 from collections.abc import Callable
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 log = logging.getLogger(__name__)
@@ -219,3 +221,212 @@ class DatasetMonitor:
                 message=f"cannot read {watch.counter.path}: {exc.strerror or exc}",
             )
         return DatasetObservation(**base, number_of_samples=count_samples(lines, watch.format))
+
+
+# --- New samples of a staged job: the train/eval split and the round files ---------------------
+
+#: Eval batches (one per round) that make up a round's eval file, as upstream's 5 versions.
+EVAL_CAPACITY = 5
+
+
+class SplitCursor(BaseModel):
+    """How far a staged job has read its dataset index, and the samples not yet in a round.
+
+    Persisted after every change, so an LC restart neither loses samples nor cuts a round twice.
+    """
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+    offset: int = 0
+    ident: tuple[int, int] | None = None  # (device, inode) of the index file read
+    header: str | None = None  # csv: the header line, written atop every round file
+    seen: int = 0  # samples read since the job started
+    train_total: int = 0  # of which went to training
+    pending_train: list[str] = Field(default_factory=list)
+    pending_eval: list[str] = Field(default_factory=list)
+    eval_batches: list[list[str]] = Field(default_factory=list)
+    last_round: int = 0  # the last round whose files were written
+    last_train: int = 0  # samples in that round's train file
+    last_eval: int = 0  # and in its eval file
+
+
+def split_share(train_prob: float, seen: int, train_total: int, new: int) -> int:
+    """How many of ``new`` samples go to training so that, cumulatively, the train share is
+    ``floor(train_prob * samples seen)``.
+
+    Upstream floors each increment (``int(0.8 * 1) == 0``), so samples arriving one at a time
+    all go to evaluation and training never triggers; the cumulative rule sends 4 of every 5.
+    """
+    target = math.floor(train_prob * (seen + new) + 1e-9)
+    return min(max(target - train_total, 0), new)
+
+
+def read_appended(path: Path, cursor: SplitCursor) -> tuple[list[str], bool]:
+    """The complete non-blank lines appended to ``path`` since ``cursor`` (which it advances),
+    and whether they start at the top of the file (a new, replaced or truncated index).
+
+    A last line without its newline is left for the next read (a writer may be mid-line).
+    """
+    with open(path, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        ident = (st.st_dev, st.st_ino)
+        if ident != cursor.ident or st.st_size < cursor.offset:
+            cursor.offset, cursor.ident = 0, ident
+        from_start = cursor.offset == 0
+        fh.seek(cursor.offset)
+        data = fh.read()
+    end = data.rfind(b"\n") + 1
+    cursor.offset += end
+    lines = [line.strip() for line in data[:end].decode("utf-8", "replace").split("\n")]
+    return [line for line in lines if line], from_start
+
+
+class CursorStore:
+    """Split cursors as JSON files in a directory, replaced atomically."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+
+    def _path(self, key: str) -> Path:
+        return self.directory / (key.replace("/", "__") + ".json")
+
+    def load(self, key: str) -> SplitCursor:
+        """The cursor of ``key`` (``namespace/job``); a fresh one if none was saved."""
+        try:
+            return SplitCursor.model_validate_json(self._path(key).read_bytes())
+        except FileNotFoundError:
+            return SplitCursor()
+
+    def save(self, key: str, cursor: SplitCursor) -> None:
+        """Persist ``cursor`` (write to a temporary file, then rename over the old one)."""
+        write_atomically(self._path(key), cursor.model_dump_json(by_alias=True).encode())
+
+    def delete(self, key: str) -> None:
+        """Forget a job's cursor."""
+        self._path(key).unlink(missing_ok=True)
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace ``path`` by ``data`` so a reader sees the old or the new file, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+@dataclass
+class RoundFiles:
+    """The files of one round, as written."""
+
+    round: int
+    train_url: str
+    eval_url: str
+    train: int
+    eval: int
+
+
+class RoundSplitter:
+    """The dataset side of one staged job: new index lines, the cumulative split, round files.
+
+    ``poll`` reads what was appended and splits it; ``cut`` writes round ``r``'s files under
+    ``<outputDir>/data/{train,eval}/<r>/data.<format>`` (upstream's layout). The train file holds
+    the round's new train samples; the eval file the eval samples of the last
+    :data:`EVAL_CAPACITY` rounds, this one included.
+    """
+
+    def __init__(
+        self,
+        key: str,
+        index: Path,
+        fmt: str,
+        train_prob: float,
+        output_dir: Path,
+        store: CursorStore,
+    ) -> None:
+        if fmt not in FORMATS:
+            raise ValueError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
+        self.key, self.index, self.format = key, index, fmt
+        self.train_prob, self.output_dir, self.store = train_prob, output_dir, store
+        self.cursor = store.load(key)
+
+    @property
+    def pending_train(self) -> int:
+        """Train samples not yet in a round: the ``num_of_samples`` of the train trigger."""
+        return len(self.cursor.pending_train)
+
+    def poll(self) -> int:
+        """Read and split the lines appended since the last poll; the pending train count.
+
+        Raises OSError when the index cannot be read (the cursor is unchanged).
+        """
+        cursor = self.cursor.model_copy(deep=True)
+        lines, from_start = read_appended(self.index, cursor)
+        if from_start and self.format == "csv" and lines:
+            cursor.header, lines = lines[0], lines[1:]
+        if from_start and cursor.seen:
+            # The index was replaced (an editor's save) or truncated: what it holds beyond the
+            # samples already read is new.
+            log.warning(
+                "dataset index rewritten; skipping the samples read before", extra={"job": self.key}
+            )
+            lines = lines[cursor.seen :]
+        if not lines and cursor == self.cursor:
+            return self.pending_train
+        share = split_share(self.train_prob, cursor.seen, cursor.train_total, len(lines))
+        cursor.pending_train += lines[:share]
+        cursor.pending_eval += lines[share:]
+        cursor.seen += len(lines)
+        cursor.train_total += share
+        self.store.save(self.key, cursor)
+        self.cursor = cursor
+        return self.pending_train
+
+    def files(self, round_: int) -> RoundFiles:
+        """The paths (and sizes, once cut) of round ``round_``'s files."""
+        name = f"data.{self.format}"
+        train = self.output_dir / "data" / "train" / str(round_) / name
+        evaluation = self.output_dir / "data" / "eval" / str(round_) / name
+        last = round_ == self.cursor.last_round
+        return RoundFiles(
+            round=round_,
+            train_url=str(train),
+            eval_url=str(evaluation),
+            train=self.cursor.last_train if last else 0,
+            eval=self.cursor.last_eval if last else 0,
+        )
+
+    def cut(self, round_: int) -> RoundFiles:
+        """Write round ``round_``'s files from the pending samples and start the next batch.
+
+        Cutting the round already cut returns its files again (an LC restarted after cutting
+        but before reporting it re-sends; the samples are not used twice).
+        """
+        if round_ == self.cursor.last_round:
+            return self.files(round_)
+        if round_ != self.cursor.last_round + 1:
+            raise ValueError(
+                f"cannot cut round {round_}: the last round cut is {self.cursor.last_round}"
+            )
+        cursor = self.cursor.model_copy(deep=True)
+        cursor.eval_batches = [*cursor.eval_batches, cursor.pending_eval][-EVAL_CAPACITY:]
+        eval_lines = [line for batch in cursor.eval_batches for line in batch]
+        train_lines = cursor.pending_train
+        cursor.last_round, cursor.last_train, cursor.last_eval = (
+            round_,
+            len(train_lines),
+            len(eval_lines),
+        )
+        cursor.pending_train, cursor.pending_eval = [], []
+        files = RoundFiles(round_, "", "", len(train_lines), len(eval_lines))
+        self.cursor = cursor
+        paths = self.files(round_)
+        header = [cursor.header] if self.format == "csv" and cursor.header else []
+        for path, body in ((paths.train_url, train_lines), (paths.eval_url, eval_lines)):
+            text = "".join(f"{line}\n" for line in header + body)
+            write_atomically(Path(path), text.encode())
+        self.store.save(self.key, cursor)
+        files.train_url, files.eval_url = paths.train_url, paths.eval_url
+        return files

@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from lc.datasets import DatasetMonitor, DatasetObservation, LineCounter, count_samples
+from lc.datasets import (
+    CursorStore,
+    DatasetMonitor,
+    DatasetObservation,
+    LineCounter,
+    RoundSplitter,
+    count_samples,
+    split_share,
+)
 
 
 class Sink:
@@ -197,3 +205,104 @@ def test_count_samples_and_bad_period() -> None:
     assert [count_samples(n, "txt") for n in (0, 1, 2)] == [0, 1, 2]
     with pytest.raises(ValueError, match="period must be positive"):
         DatasetMonitor(lambda o: None, period=0)
+
+
+# --- the staged jobs' split into round files ---------------------------------------------------
+
+
+def splitter(tmp_path: Path, fmt: str = "txt", prob: float = 0.8) -> RoundSplitter:
+    index = tmp_path / f"index.{fmt}"
+    index.touch()
+    store = CursorStore(tmp_path / "cursors")
+    return RoundSplitter("default/il", index, fmt, prob, tmp_path / "out", store)
+
+
+def samples(start: int, count: int) -> str:
+    return "".join(f"samples/{i}.txt {i % 10}\n" for i in range(start, start + count))
+
+
+@pytest.mark.parametrize(
+    ("seen", "train", "new", "share"),
+    [(0, 0, 1, 0), (1, 0, 1, 1), (0, 0, 300, 240), (300, 240, 300, 240), (4, 3, 1, 1)],
+)
+def test_split_share_is_cumulative(seen: int, train: int, new: int, share: int) -> None:
+    assert split_share(0.8, seen, train, new) == share
+
+
+def test_a_batch_splits_like_upstream_first_train_then_eval(tmp_path: Path) -> None:
+    split = splitter(tmp_path)
+    append(split.index, samples(0, 300))
+    assert split.poll() == 240
+    assert split.cursor.pending_train[0] == "samples/0.txt 0"
+    assert split.cursor.pending_eval[0] == "samples/240.txt 0"
+
+
+def test_a_trickle_of_one_sample_at_a_time_reaches_training(tmp_path: Path) -> None:
+    split = splitter(tmp_path)
+    for i in range(250):
+        append(split.index, samples(i, 1))
+        split.poll()
+    # upstream floors every increment: int(0.8 * 1) == 0, all 250 would go to eval
+    assert split.pending_train == 200 and len(split.cursor.pending_eval) == 50
+
+
+def test_an_unfinished_last_line_waits_for_its_newline(tmp_path: Path) -> None:
+    split = splitter(tmp_path, prob=1.0)
+    append(split.index, "a.txt 1\nb.t")
+    assert split.poll() == 1
+    append(split.index, "xt 2\n")
+    assert split.poll() == 2 and split.cursor.pending_train == ["a.txt 1", "b.txt 2"]
+
+
+def test_the_offset_survives_a_restart_and_nothing_is_read_twice(tmp_path: Path) -> None:
+    split = splitter(tmp_path)
+    append(split.index, samples(0, 100))
+    split.poll()
+    again = RoundSplitter("default/il", split.index, "txt", 0.8, tmp_path / "out", split.store)
+    assert again.pending_train == 80 and again.cursor.offset == split.cursor.offset
+    append(split.index, samples(100, 100))
+    assert again.poll() == 160
+
+
+def test_cut_writes_round_files_and_keeps_five_eval_batches(tmp_path: Path) -> None:
+    split = splitter(tmp_path)
+    for r in range(1, 8):
+        append(split.index, samples(r * 1000, 300))
+        split.poll()
+        files = split.cut(r)
+        assert files.train == 240 and files.eval == 60 * min(r, 5)
+        train = Path(files.train_url).read_text().splitlines()
+        assert len(train) == 240 and train[0] == f"samples/{r * 1000}.txt 0"
+        assert len(Path(files.eval_url).read_text().splitlines()) == files.eval
+    assert files.train_url == str(tmp_path / "out/data/train/7/data.txt")
+    assert split.pending_train == 0
+
+
+def test_cutting_the_same_round_again_uses_no_sample_twice(tmp_path: Path) -> None:
+    split = splitter(tmp_path)
+    append(split.index, samples(0, 300))
+    split.poll()
+    first = split.cut(1)
+    restarted = RoundSplitter("default/il", split.index, "txt", 0.8, tmp_path / "out", split.store)
+    assert restarted.cut(1) == first  # re-sent after a restart, not re-cut
+    with pytest.raises(ValueError, match="last round cut is 1"):
+        restarted.cut(3)
+
+
+def test_csv_keeps_its_header_atop_every_round_file(tmp_path: Path) -> None:
+    split = splitter(tmp_path, "csv", prob=0.5)
+    append(split.index, "task,x,label\n" + "".join(f"a,{i},1\n" for i in range(4)))
+    assert split.poll() == 2
+    files = split.cut(1)
+    assert Path(files.train_url).read_text() == "task,x,label\na,0,1\na,1,1\n"
+    assert Path(files.eval_url).read_text().splitlines()[0] == "task,x,label"
+
+
+def test_a_rewritten_index_adds_only_what_is_beyond_the_samples_read(tmp_path: Path) -> None:
+    split = splitter(tmp_path, prob=1.0)
+    append(split.index, samples(0, 3))
+    split.poll()
+    replacement = tmp_path / "new.txt"
+    replacement.write_text(samples(0, 5))
+    os.replace(replacement, split.index)  # a new inode, as an editor's save
+    assert split.poll() == 5 and split.cursor.pending_train[-1] == "samples/4.txt 4"
