@@ -332,7 +332,8 @@ class RoundSplitter:
     """The dataset side of one staged job: new index lines, the cumulative split, round files.
 
     ``poll`` reads what was appended and splits it; ``cut`` writes round ``r``'s files under
-    ``<outputDir>/data/{train,eval}/<r>/data.<format>`` (upstream's layout). The train file holds
+    ``<outputDir>/data/{train,eval}/<r>/data.<format>`` (upstream's layout), with relative
+    sample paths of a txt index made absolute against the index's directory. The train file holds
     the round's new train samples; the eval file the eval samples of the last
     :data:`EVAL_CAPACITY` rounds, this one included.
     """
@@ -384,6 +385,16 @@ class RoundSplitter:
         self.cursor = cursor
         return self.pending_train
 
+    def _located(self, line: str) -> str:
+        """A txt line whose relative sample path is made absolute (the round file lives
+        elsewhere than the index it came from); csv rows as they are."""
+        if self.format != "txt":
+            return line
+        sample, sep, rest = line.partition(" ")
+        if Path(sample).is_absolute():
+            return line
+        return f"{self.index.parent / sample}{sep}{rest}"
+
     def files(self, round_: int) -> RoundFiles:
         """The paths (and sizes, once cut) of round ``round_``'s files."""
         name = f"data.{self.format}"
@@ -425,7 +436,7 @@ class RoundSplitter:
         paths = self.files(round_)
         header = [cursor.header] if self.format == "csv" and cursor.header else []
         for path, body in ((paths.train_url, train_lines), (paths.eval_url, eval_lines)):
-            text = "".join(f"{line}\n" for line in header + body)
+            text = "".join(f"{self._located(line)}\n" for line in header + body)
             write_atomically(Path(path), text.encode())
         self.store.save(self.key, cursor)
         files.train_url, files.eval_url = paths.train_url, paths.eval_url

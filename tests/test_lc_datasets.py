@@ -272,7 +272,7 @@ def test_cut_writes_round_files_and_keeps_five_eval_batches(tmp_path: Path) -> N
         files = split.cut(r)
         assert files.train == 240 and files.eval == 60 * min(r, 5)
         train = Path(files.train_url).read_text().splitlines()
-        assert len(train) == 240 and train[0] == f"samples/{r * 1000}.txt 0"
+        assert len(train) == 240 and train[0] == f"{tmp_path}/samples/{r * 1000}.txt 0"
         assert len(Path(files.eval_url).read_text().splitlines()) == files.eval
     assert files.train_url == str(tmp_path / "out/data/train/7/data.txt")
     assert split.pending_train == 0
