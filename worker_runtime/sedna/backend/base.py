@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import glob
 import inspect
 import os
+import threading
 from collections.abc import Callable
 from typing import Any
 
+from sedna.common.errors import SednaError
 from sedna.common.file_ops import FileOps
 
 # BACKEND_TYPE -> framework name (which picks the default model file suffix).
@@ -122,13 +125,30 @@ class BackendBase:
 
     def save(self, model_url: str = "", model_name: str | None = None) -> str:
         """``estimator.save(path)`` at :meth:`model_path` (copied to ``model_url`` when
-        given); returns where the model is."""
+        given); returns where the model is.
+
+        The estimator writes a temporary name in the same directory (same suffix) that is
+        then renamed into place, so a reader never sees a half-written model. A suffix the
+        estimator adds (``numpy.savez`` adds ``.npz``) is kept.
+        """
         path = self.model_path(model_name)
         FileOps.make_base_dir(path)
-        self.instance().save(path)
-        if model_url and FileOps.exists(path):
-            return FileOps.upload(path, model_url, clean=False)
-        return path
+        directory, name = os.path.split(path)
+        temporary = os.path.join(directory, f".tmp-{os.getpid()}-{threading.get_ident()}-{name}")
+        self.instance().save(temporary)
+        written = temporary if os.path.exists(temporary) else None
+        if written is None:
+            added = sorted(glob.glob(glob.escape(temporary) + ".*"))
+            if not added:
+                raise SednaError(f"estimator.save({temporary!r}) wrote no file there")
+            written = added[0]
+        final = path + written[len(temporary) :]
+        if os.path.isdir(written) and os.path.isdir(final):
+            FileOps.delete(final)
+        os.replace(written, final)
+        if model_url and FileOps.exists(final):
+            return FileOps.upload(final, model_url, clean=False)
+        return final
 
     def load(self, model_url: str = "", model_name: str | None = None, **kwargs: Any) -> Any:
         """``estimator.load(model_url=path)`` of ``model_url`` (else :meth:`model_path`);

@@ -55,7 +55,11 @@ class AggregatorSettings(_Settings):
     keep_models: int = Field(
         0, ge=0, description="parameter keep_models: rounds' models kept (0: all)"
     )
-    model_path: Path | None = Field(None, description="final model file, from MODEL_URL")
+    model_path: Path | None = Field(
+        None,
+        description="MODEL_URL: the model file the training workers save (checkpoints "
+        "go next to it)",
+    )
     initial_model_path: Path | None = Field(
         None, description="BASE_MODEL_URL: the pretrained model (npz) round 1 starts from"
     )
@@ -160,7 +164,9 @@ def _output_paths() -> tuple[Path | None, Path | None]:
     """Final model file and default checkpoint directory from ``MODEL_URL`` / ``OUTPUT_URL``."""
     model_url = BaseConfig.model_url
     if model_url:
-        model_file = _npz_file(model_url)
+        # A URL with a suffix names the model file itself (whatever the user's format).
+        target = Path(model_url)
+        model_file = target if target.suffix else target / "global_model.npz"
         return model_file, model_file.parent / "checkpoints"
     output_url = BaseConfig.output_url
     if output_url:

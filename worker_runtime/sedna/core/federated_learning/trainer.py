@@ -6,14 +6,21 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from sedna.algorithms.aggregation import BaseAggregation, ProximalTerm
 from sedna.algorithms.compression import BaseCodec, CodecError, ErrorFeedback, get_codec
+from sedna.backend import set_backend
+from sedna.backend.base import parse_kwargs
+from sedna.common.config import BaseConfig
 from sedna.common.errors import ConfigError
 from sedna.common.estimator import resolve_estimator
+from sedna.common.report import ReportedModel
+from sedna.core.base import resolve_post_process
+from sedna.core.federated_learning.checkpoint import save_npz
 from sedna.core.federated_learning.client import AggregationClient, PulledModel, RetryPolicy
 from sedna.core.federated_learning.errors import RoundNotOpen
 from sedna.core.federated_learning.parameters import rule_from_parameters
@@ -78,14 +85,33 @@ def _from_named(named: NamedTensors, like: ModelWeights) -> ModelWeights:
     return [tensor for _, tensor in named]
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | np.number) and not isinstance(value, bool | np.bool_)
+
+
 def _metrics(result: Any) -> dict[str, float]:
+    """The scalar metrics of ``estimator.train``'s result (what the aggregator is told)."""
     if not isinstance(result, Mapping):
         return {}
-    numbers: dict[str, float] = {}
+    return {str(key): float(value) for key, value in result.items() if _is_number(value)}
+
+
+def report_metrics(result: Any) -> dict[str, float | str | list[float]]:
+    """The metrics of ``estimator.train``'s result as reported: numbers, lists of numbers
+    (e.g. a Keras history, one value per epoch) and strings; anything else is left out."""
+    if not isinstance(result, Mapping):
+        return {}
+    metrics: dict[str, float | str | list[float]] = {}
     for key, value in result.items():
-        if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
-            numbers[str(key)] = float(value)
-    return numbers
+        if _is_number(value):
+            metrics[str(key)] = float(value)
+        elif isinstance(value, str):
+            metrics[str(key)] = value
+        elif isinstance(value, list | tuple | np.ndarray):
+            values = list(np.asarray(value).ravel()) if isinstance(value, np.ndarray) else value
+            if values and all(_is_number(item) for item in values):
+                metrics[str(key)] = [float(item) for item in values]
+    return metrics
 
 
 @dataclass
@@ -98,6 +124,8 @@ class TrainingSummary:
     bytes_pulled: int = 0
     refused_pushes: int = 0
     last_metrics: dict[str, float] = field(default_factory=dict)
+    model_path: str | None = None
+    output: Any = None
 
 
 class FederatedLearning:
@@ -127,6 +155,8 @@ class FederatedLearning:
         self.codec = self._codec()
         self.feedback = ErrorFeedback(self.codec) if self.codec.error_feedback else None
         self.reporter = RoundReporter("train")
+        # Upstream's wrapper of the estimator: where and how the round's model is saved.
+        self.backend = set_backend(self.estimator)
 
     def _codec(self) -> BaseCodec:
         name = self.settings.compression
@@ -151,15 +181,55 @@ class FederatedLearning:
         )
 
     def _train_kwargs(self, global_weights: ModelWeights, kwargs: dict[str, Any]) -> dict[str, Any]:
+        accepted = parse_kwargs(self.estimator.train, **kwargs)
         mu = self.rule.client_config().get("mu")
         if mu is None:
-            return kwargs
-        return {**kwargs, "proximal": ProximalTerm(mu, global_weights)}
+            return accepted
+        return {**accepted, "proximal": ProximalTerm(mu, global_weights)}
 
-    def train(self, train_data: Any, valid_data: Any = None, **kwargs: Any) -> TrainingSummary:
-        """Run federated rounds until the job ends; ``kwargs`` go to ``estimator.train``."""
+    def _save_model(self, tensors: NamedTensors) -> str | None:
+        """Write the global model at ``MODEL_URL`` (nothing when unset): with the estimator's
+        own ``save`` when it has one, so its ``load`` reads it back; else as npz. Written to
+        a temporary file and renamed, so readers (and other trainers writing the same
+        model on a shared disk) never see a torn file."""
+        if not BaseConfig.model_url or self.backend is None:
+            return None
+        if callable(getattr(self.estimator, "save", None)):
+            return self.backend.save()
+        path = self.backend.model_path("global_model.npz")
+        save_npz(Path(path), tensors)
+        return path
+
+    def _round_models(self, tensors: NamedTensors, result: Any) -> list[ReportedModel] | None:
+        path = self._save_model(tensors)
+        if path is None or self.backend is None:
+            return None
+        entry = self.backend.model_info(path, relpath=BaseConfig.data_path_prefix)[0]
+        return [
+            ReportedModel(
+                format=entry["format"] or "unknown",
+                url=entry["url"],
+                metrics=report_metrics(result) or None,
+            )
+        ]
+
+    def train(
+        self, train_data: Any, valid_data: Any = None, post_process: Any = None, **kwargs: Any
+    ) -> TrainingSummary:
+        """Run federated rounds until the job ends.
+
+        ``kwargs`` go to ``estimator.train`` (those it does not accept are left out, as
+        upstream). After each round the global model is saved at ``MODEL_URL`` by the
+        estimator's own ``save`` and reported with the round's metrics. ``post_process`` (a
+        callable or a registered callback name) is applied to the trained estimator; its
+        result is ``summary.output``.
+        """
+        callback = resolve_post_process(post_process)
         try:
-            return self._train(train_data, valid_data, kwargs)
+            summary = self._train(train_data, valid_data, kwargs)
+            if callback is not None:
+                summary.output = callback(self.estimator)
+            return summary
         except BaseException as error:
             self.reporter.report("failed", {"reason": str(error)})
             raise
@@ -172,6 +242,7 @@ class FederatedLearning:
             raise ConfigError("the training dataset is empty")
         summary = TrainingSummary()
         like = self.estimator.get_weights()
+        models: list[ReportedModel] | None = None
         with self._client() as client:
             state = client.pull(0)
             base = self._adopt(state, like)
@@ -217,6 +288,8 @@ class FederatedLearning:
                 summary.bytes_pushed += prepared.size
                 summary.bytes_pulled += state.received_bytes
                 base = self._adopt(state, like)
+                models = self._round_models(state.tensors, result) or models
+                summary.model_path = models[0].url if models else None
                 LOG.info(
                     "round %d done",
                     round_number,
@@ -230,9 +303,12 @@ class FederatedLearning:
                 self.reporter.report(
                     "running",
                     {"currentRound": state.round, "sampleCount": samples, **summary.last_metrics},
+                    models,
                 )
             summary.final_round = state.round
-        self.reporter.report("completed", {"currentRound": state.round, "sampleCount": samples})
+        self.reporter.report(
+            "completed", {"currentRound": state.round, "sampleCount": samples}, models
+        )
         return summary
 
     def _adopt(self, state: PulledModel, like: ModelWeights) -> NamedTensors | None:
