@@ -103,6 +103,13 @@ def read_sample(path: str) -> np.ndarray:
     return np.loadtxt(path, dtype=float).reshape(-1)
 
 
+def parse_line(line: str) -> tuple[np.ndarray, int]:
+    """A round file's line ``<sample path> <label>`` as ``(sample, label)`` (``TxtDataParse``'s
+    ``func``; the LC writes absolute sample paths into round files)."""
+    path, _, label = line.partition(" ")
+    return read_sample(path), int(label)
+
+
 class Workspace:
     """The example's files under one directory."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from digits_il import DigitsMLP, read_sample
+from digits_il import DigitsMLP, parse_line
 
 from sedna.common.config import BaseConfig
 from sedna.core.incremental_learning import IncrementalLearning
@@ -17,7 +17,7 @@ def main() -> int:
     if not BaseConfig.test_dataset_url:
         print("eval: TEST_DATASET_URL is not set", file=sys.stderr)
         return 2
-    data = TxtDataParse(data_type="eval", func=read_sample).parse(BaseConfig.test_dataset_url)
+    data = TxtDataParse(data_type="eval", func=parse_line).parse(BaseConfig.test_dataset_url)
     results = IncrementalLearning(estimator=DigitsMLP).evaluate(data)
     for result in results:
         print(f"eval: {result['url']}: {result['metrics']}", flush=True)

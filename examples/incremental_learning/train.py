@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from digits_il import DigitsMLP, read_sample
+from digits_il import DigitsMLP, parse_line
 
 from sedna.common.config import BaseConfig
 from sedna.core.incremental_learning import IncrementalLearning
@@ -21,7 +21,7 @@ def main() -> int:
     if not BaseConfig.train_dataset_url:
         print("train: TRAIN_DATASET_URL is not set", file=sys.stderr)
         return 2
-    data = TxtDataParse(data_type="train", func=read_sample).parse(BaseConfig.train_dataset_url)
+    data = TxtDataParse(data_type="train", func=parse_line).parse(BaseConfig.train_dataset_url)
     learner = IncrementalLearning(estimator=DigitsMLP)
     learner.train(train_data=data)
     print(f"train: {len(data.x)} samples, model saved to {learner.model_path}", flush=True)
