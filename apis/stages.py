@@ -120,15 +120,21 @@ class RoundData(ApiModel):
 
 
 class StageMessage(ApiModel):
-    """An LC's report about a stage (upstream): the dataset node's LC cut round ``round``'s data
-    (``Train``, ``Ready``), or the deploy node's LC put the model in place (``Deploy``,
-    ``Running``; ``Failed`` with the reason when it could not)."""
+    """An LC's report about a stage (upstream).
+
+    The dataset node's LC cut round ``round``'s data: (``Train``, ``Ready``, ``data``). The deploy
+    node's LC put the model in place: (``Deploy``, ``Running``), or could not: (``Deploy``,
+    ``Failed``, ``message``). The inference worker loaded it (hot update, relayed by its LC):
+    (``Deploy``, ``Completed``, ``models``: the model loaded), or failed to: (``Deploy``,
+    ``Failed``, ``message``).
+    """
 
     type: Literal["stage"] = "stage"
     stage: Stage
     state: StageState
     round: int = Field(ge=1)
     data: RoundData | None = None
+    models: list[StageModel] | None = None
     message: str | None = None
 
 
@@ -154,3 +160,34 @@ class StagedRound(ApiModel):
     deploys: int = Field(default=0, ge=0, description="Rounds whose model was deployed.")
     skipped_deploys: int = Field(default=0, ge=0, description="Rounds judged not worth it.")
     failed_rounds: int = Field(default=0, ge=0, description="Rounds abandoned by a failure.")
+
+
+#: The annotation carrying a :class:`StagedDirective` on the job object sent to nodes.
+STAGED_ANNOTATION = "sedna.io/staged"
+
+
+class DeployAction(ApiModel):
+    """Put round ``round``'s model in place on the deploy node.
+
+    Cold update: copy ``modelURL`` over ``targetURL`` atomically (the GM then restarts the
+    inference worker). Hot update: write the model config ``hotUpdateConfig`` naming
+    ``modelURL``; the running inference worker loads it.
+    """
+
+    round: int = Field(ge=1)
+    model_url: str = Field(alias="modelURL")
+    target_url: str = Field(alias="targetURL")
+    hot_update_config: str | None = None
+
+
+class StagedDirective(ApiModel):
+    """What the nodes of a staged job need to know of its round, sent with the job object (the
+    GM does not send status downstream): the round, stage and state, the deploy to carry out,
+    and the model now served (which the deploy node mirrors to the deploy Model's file)."""
+
+    round: int = Field(ge=0)
+    stage: Stage
+    state: StageState
+    deploy: DeployAction | None = None
+    served_model_url: str | None = Field(default=None, alias="servedModelURL")
+    target_url: str | None = Field(default=None, alias="targetURL")

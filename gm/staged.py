@@ -11,8 +11,9 @@ Who moves what (as upstream Sedna, minus its bugs):
 * the GM starts the stage's worker at once: (S, Starting); its process running: (S, Running);
 * the worker's report completes the stage, and only with its output (a train worker that exits
   0 without reporting a model fails the stage; upstream #317/#387);
-* after Eval the policy decides the deploy; the deploy node's LC puts the model in place;
-  with hot update the inference worker's reload report completes Deploy;
+* after Eval the policy decides the deploy; the deploy node's LC puts the model in place
+  (cold update: that completes Deploy, the inference worker restarts); with hot update the
+  inference worker's reload report, relayed by its LC, completes Deploy;
 * a Failed stage abandons the round: (Train, Waiting), and the next trigger starts a new one.
 
 Events about another round or stage than the current one are stale and ignored, so a late or
@@ -197,20 +198,28 @@ class _Run:
                 data,
             )
             return
-        in_deploy = status.stage is S.DEPLOY and status.state is W.STARTING
+        in_deploy = status.stage is S.DEPLOY and status.state in _ACTIVE
         if event.stage is not S.DEPLOY or event.round != status.round or not in_deploy:
             return
+        hot = self.policy.deploy_on_report()
         if event.state is W.FAILED:
-            self.move(S.DEPLOY, W.FAILED, "DeployFailed", event.message or "deploy failed")
-        elif self.policy.deploy_on_report():
-            self.move(
-                S.DEPLOY,
-                W.RUNNING,
-                "ModelInPlace",
-                event.message or "new model in place; waiting for the inference worker to load it",
-            )
-        else:
-            self._deployed(event.message or "model file replaced; inference worker restarted")
+            reason = "ModelLoadFailed" if status.state is W.RUNNING else "DeployFailed"
+            self.move(S.DEPLOY, W.FAILED, reason, event.message or "deploy failed")
+        elif event.state is W.COMPLETED and hot:
+            trained = status.trained_model
+            loaded = {m.url for m in event.models or []}
+            if trained is not None and trained.url in loaded:
+                self._deployed(event.message or "the inference worker loaded the new model")
+        elif event.state is W.RUNNING and status.state is W.STARTING:
+            if hot:
+                self.move(
+                    S.DEPLOY,
+                    W.RUNNING,
+                    "ModelInPlace",
+                    event.message or "model in place; waiting for the inference worker to load it",
+                )
+            else:
+                self._deployed(event.message or "model file replaced; inference worker restarted")
 
     def _phase(self, event: WorkerPhase) -> None:
         stage, role = event.stage, STAGE_ROLES[event.stage]
@@ -229,20 +238,16 @@ class _Run:
 
     def _result(self, event: WorkerResult) -> None:
         stage, role = event.stage, STAGE_ROLES[event.stage]
-        if event.status == "running":
-            return
+        if event.status == "running" or stage is S.DEPLOY:
+            return  # the inference worker's reload outcome comes as a StageMessage
         if event.status == "failed":
-            reason = "ModelLoadFailed" if stage is S.DEPLOY else "WorkerReportedFailure"
             detail = f": {event.message}" if event.message else ""
-            self.move(stage, W.FAILED, reason, f"the {role} worker reported a failure{detail}")
-            return
-        if stage is S.DEPLOY:
-            trained = self.status.trained_model
-            loaded = {m.url for m in event.models}
-            if self.status.state is W.RUNNING and (
-                not loaded or trained is None or trained.url in loaded
-            ):
-                self._deployed("the inference worker loaded the new model")
+            self.move(
+                stage,
+                W.FAILED,
+                "WorkerReportedFailure",
+                f"the {role} worker reported a failure{detail}",
+            )
             return
         problem = self.policy.output_problem(stage, event.models)
         if problem is not None:

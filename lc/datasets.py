@@ -413,11 +413,12 @@ class RoundSplitter:
         """Write round ``round_``'s files from the pending samples and start the next batch.
 
         Cutting the round already cut returns its files again (an LC restarted after cutting
-        but before reporting it re-sends; the samples are not used twice).
+        but before reporting it re-sends; the samples are not used twice); an older round is
+        refused; a later one than the next is allowed (the GM is the judge of the round number).
         """
         if round_ == self.cursor.last_round:
             return self.files(round_)
-        if round_ != self.cursor.last_round + 1:
+        if round_ < self.cursor.last_round:
             raise ValueError(
                 f"cannot cut round {round_}: the last round cut is {self.cursor.last_round}"
             )

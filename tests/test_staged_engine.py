@@ -216,13 +216,11 @@ def test_hot_deploy_waits_for_the_inference_worker_to_load_the_model() -> None:
     placed = StageMessage(stage=S.DEPLOY, state=W.RUNNING, round=1)
     status = step(status, placed)
     assert (status.stage, status.state) == (S.DEPLOY, W.RUNNING)
-    stale = WorkerResult(
-        stage=S.DEPLOY, round=1, status="completed", models=[StageModel(url="/out/train/0/m")]
+    stale = StageMessage(
+        stage=S.DEPLOY, state=W.COMPLETED, round=1, models=[StageModel(url="/out/train/0/m")]
     )
     assert step(status, stale).state is W.RUNNING  # an older reload report
-    loaded = WorkerResult(
-        stage=S.DEPLOY, round=1, status="completed", models=[trained(1).models[0]]
-    )
+    loaded = StageMessage(stage=S.DEPLOY, state=W.COMPLETED, round=1, models=[trained(1).models[0]])
     status = step(status, loaded)
     assert states(status)[-2:] == [("Deploy", "Completed"), ("Train", "Waiting")]
     assert status.deployed_model.url == "/out/train/1/model.pkl" and status.deploys == 1
@@ -231,7 +229,7 @@ def test_hot_deploy_waits_for_the_inference_worker_to_load_the_model() -> None:
 def test_hot_deploy_whose_model_fails_to_load_fails_the_stage() -> None:
     status = step(new_job(), cut(1), trained(1), evaluated(1, 0.95, 0.75))
     status = step(status, StageMessage(stage=S.DEPLOY, state=W.RUNNING, round=1))
-    broken = WorkerResult(stage=S.DEPLOY, round=1, status="failed", message="bad pickle")
+    broken = StageMessage(stage=S.DEPLOY, state=W.FAILED, round=1, message="bad pickle")
     status = step(status, broken)
     failed = next(c for c in status.conditions if c.type == "Failed")
     assert failed.reason == "ModelLoadFailed" and "bad pickle" in failed.message
@@ -244,6 +242,13 @@ def test_cold_deploy_completes_when_the_model_is_in_place() -> None:
     status = step(status, StageMessage(stage=S.DEPLOY, state=W.RUNNING, round=1), hot=False)
     assert states(status)[-2:] == [("Deploy", "Completed"), ("Train", "Waiting")]
     assert status.deployed_model.url == "/out/train/1/model.pkl"
+
+
+def test_a_reload_reported_before_the_placement_was_seen_completes_deploy() -> None:
+    status = step(new_job(), cut(1), trained(1), evaluated(1, 0.95, 0.75))
+    loaded = StageMessage(stage=S.DEPLOY, state=W.COMPLETED, round=1, models=trained(1).models)
+    status = step(status, loaded)
+    assert states(status)[-2:] == [("Deploy", "Completed"), ("Train", "Waiting")]
 
 
 def test_the_deploy_node_failing_to_place_the_model_fails_deploy() -> None:
@@ -264,7 +269,8 @@ def test_three_rounds_keep_their_state_although_conditions_are_capped() -> None:
     for r in range(1, 6):
         status = step(status, cut(r), trained(r), evaluated(r, 0.9 + r / 100, 0.9))
         status = step(status, StageMessage(stage=S.DEPLOY, state=W.RUNNING, round=r))
-        status = step(status, trained(r).model_copy(update={"stage": S.DEPLOY}))
+        loaded = StageMessage(stage=S.DEPLOY, state=W.COMPLETED, round=r, models=trained(r).models)
+        status = step(status, loaded)
     assert status.round == 5 and status.deploys == 5
     assert len(status.conditions) == MAX_STAGED_CONDITIONS
     assert status.trained_model.url == "/out/train/5/model.pkl"
