@@ -84,6 +84,18 @@ def test_modules_not_provided_fail_with_a_clear_message(module: str, message: st
         importlib.import_module(module)
 
 
+def test_incremental_learning_signatures_when_built() -> None:
+    try:
+        from sedna.core.incremental_learning import IncrementalLearning
+    except ModuleNotFoundError as error:
+        pytest.skip(str(error))
+    assert _parameters(IncrementalLearning)[:2] == ["estimator", "hard_example_mining"]
+    assert _parameters(IncrementalLearning.train)[:2] == ["train_data", "valid_data"]
+    assert _parameters(IncrementalLearning.evaluate)[:2] == ["data", "post_process"]
+    assert _parameters(IncrementalLearning.inference)[:2] == ["data", "post_process"]
+    assert callable(IncrementalLearning.get_hem_algorithm_from_config)
+
+
 def test_incremental_and_lifelong_modules_import_or_say_they_are_not_built() -> None:
     for module, name in (
         ("sedna.core.incremental_learning", "IncrementalLearning"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -204,7 +205,7 @@ class FederatedLearning:
         path = self._save_model(tensors)
         if path is None or self.backend is None:
             return None
-        entry = self.backend.model_info(path, relpath=BaseConfig.data_path_prefix)[0]
+        entry = self.backend.model_info(path, relpath=os.environ.get("DATA_PATH_PREFIX"))[0]
         return [
             ReportedModel(
                 format=entry["format"] or "unknown",

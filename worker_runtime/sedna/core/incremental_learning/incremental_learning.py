@@ -51,8 +51,9 @@ def _accepted(method: Callable[..., Any], kwargs: dict[str, Any]) -> dict[str, A
 
 
 def _reported_url(path: str) -> str:
-    """``path`` minus ``DATA_PATH_PREFIX`` (as upstream reports mounted paths)."""
-    prefix = BaseConfig.data_path_prefix
+    """``path`` minus ``DATA_PATH_PREFIX`` when it is set (as upstream reports mounted paths;
+    ``BaseConfig.data_path_prefix`` reads upstream's default ``/home/data`` when unset)."""
+    prefix = os.environ.get("DATA_PATH_PREFIX")
     return path[len(prefix) :] if prefix and path.startswith(prefix) else path
 
 
