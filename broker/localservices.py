@@ -1,19 +1,24 @@
 """Start and stop a local ``mosquitto`` and ``redis-server`` on loopback (``sedna up``, tests).
 
-Each service owns a directory holding its config, data and log, listens on 127.0.0.1 on a free
-(or given) port and can be stopped, killed (SIGKILL), frozen (SIGSTOP), thawed (SIGCONT) and
-restarted on the same port with the same data.
+Each service owns a directory holding its config, data, log and PID file, listens on 127.0.0.1
+on a free (or given) port and can be stopped, killed (SIGKILL), frozen (SIGSTOP), thawed
+(SIGCONT) and restarted on the same port with the same data. A process that an earlier run left
+in the directory (its owner crashed) is found by its PID file and stopped before a new one
+starts; it is recognised by its identity (command line and start time in ``/proc``), never by
+name. `ServiceSupervisor` restarts services that die, with back-off.
 """
 
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import weakref
 from collections.abc import Iterable
@@ -27,10 +32,13 @@ __all__ = [
     "LocalService",
     "MissingBinary",
     "MosquittoService",
+    "ProcessIdentity",
     "RedisService",
     "ServiceError",
+    "ServiceSupervisor",
     "find_binary",
     "free_port",
+    "port_free",
 ]
 
 log = logging.getLogger(__name__)
@@ -66,6 +74,87 @@ def free_port(host: str = LOOPBACK) -> int:
         return int(sock.getsockname()[1])
 
 
+def port_free(port: int, host: str = LOOPBACK) -> bool:
+    """Whether ``port`` can be bound now; with SO_REUSEADDR, as every server here binds, so
+    connections of an earlier process still in TIME_WAIT do not count."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+class ProcessIdentity:
+    """Who a process is: pid, start time (clock ticks since boot) and executable.
+
+    A pid alone can be reused by an unrelated process after a crash; pid plus start time plus
+    executable cannot. (Not the command line: Redis rewrites its own.)
+    """
+
+    def __init__(self, pid: int, start_ticks: int, exe: str) -> None:
+        self.pid = pid
+        self.start_ticks = start_ticks
+        self.exe = exe
+
+    @classmethod
+    def of(cls, pid: int) -> ProcessIdentity | None:
+        """The identity of a live process, or None when there is none with that pid."""
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            exe = os.readlink(f"/proc/{pid}/exe")
+        except OSError:
+            return None
+        # The command name (field 2) is in parentheses and may hold spaces: split after it.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if fields[0] == "Z":  # a zombie has ended; only its parent's wait is missing
+            return None
+        return cls(pid, int(fields[19]), exe)
+
+    @classmethod
+    def load(cls, path: Path) -> ProcessIdentity | None:
+        """The identity recorded in a PID file, or None when there is no readable one."""
+        try:
+            data = json.loads(path.read_text())
+            return cls(int(data["pid"]), int(data["startTicks"]), str(data["exe"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def save(self, path: Path) -> None:
+        """Write the PID file (atomically)."""
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(
+            json.dumps({"pid": self.pid, "startTicks": self.start_ticks, "exe": self.exe})
+        )
+        tmp.replace(path)
+
+    def alive(self) -> bool:
+        """Whether this very process still runs."""
+        now = ProcessIdentity.of(self.pid)
+        return now is not None and (now.start_ticks, now.exe) == (self.start_ticks, self.exe)
+
+
+def stop_leftover(pid_file: Path, what: str, timeout: float = 10.0) -> bool:
+    """Stop the process a PID file names if it is still that process; returns whether one was.
+
+    SIGTERM first (services save their data), SIGKILL after ``timeout``. The PID file goes.
+    """
+    recorded = ProcessIdentity.load(pid_file)
+    found = recorded is not None and recorded.alive()
+    if recorded is not None and found:
+        log.warning("stopping %s left by an earlier run", what, extra={"pid": recorded.pid})
+        os.kill(recorded.pid, signal.SIGCONT)
+        os.kill(recorded.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while recorded.alive():
+            if time.monotonic() > deadline:
+                os.kill(recorded.pid, signal.SIGKILL)
+            time.sleep(0.05)
+    pid_file.unlink(missing_ok=True)
+    return found
+
+
 _live: weakref.WeakSet[LocalService] = weakref.WeakSet()
 
 
@@ -90,6 +179,8 @@ class LocalService:
         self.start_timeout = start_timeout
         self._process: subprocess.Popen[bytes] | None = None
         self._program = find_binary(self.binary, self.apt_package)
+        #: Whether the service should run (set by `start`, cleared by `stop` and `kill`).
+        self.wanted = False
 
     # -- to be provided by each service ----------------------------------------------------
 
@@ -116,6 +207,11 @@ class LocalService:
         return self.directory / f"{self.binary}.log"
 
     @property
+    def pid_file(self) -> Path:
+        """The identity of the running process, so a later run can find what a crash left."""
+        return self.directory / f"{self.binary}.pid"
+
+    @property
     def pid(self) -> int | None:
         """The process id while running."""
         return self._process.pid if self.running and self._process else None
@@ -129,6 +225,7 @@ class LocalService:
         """Start the process and wait until it accepts connections."""
         if self.running:
             return self
+        stop_leftover(self.pid_file, self.binary)
         if self._accepts_tcp():
             raise ServiceError(
                 f"cannot start {self.name}: another process already listens on port {self.port}"
@@ -145,6 +242,10 @@ class LocalService:
                 start_new_session=True,  # Ctrl-C in a terminal reaches us, not the child
             )
         _live.add(self)
+        self.wanted = True
+        identity = ProcessIdentity.of(self._process.pid)
+        if identity is not None:
+            identity.save(self.pid_file)
         deadline = time.monotonic() + self.start_timeout
         while True:
             if self._process.poll() is not None:
@@ -166,6 +267,7 @@ class LocalService:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop gracefully (SIGTERM; services save their data), SIGKILL after ``timeout``."""
+        self.wanted = False
         process = self._process
         if process is None or process.poll() is not None:
             return
@@ -178,15 +280,18 @@ class LocalService:
             process.kill()
             process.wait()
         _live.discard(self)
+        self.pid_file.unlink(missing_ok=True)
 
     def kill(self) -> None:
         """SIGKILL: the process loses whatever it had not saved."""
+        self.wanted = False
         process = self._process
         if process is None or process.poll() is not None:
             return
         process.kill()
         process.wait()
         _live.discard(self)
+        self.pid_file.unlink(missing_ok=True)
 
     def freeze(self) -> None:
         """SIGSTOP: the process holds its connections but answers nothing."""
@@ -304,36 +409,55 @@ class RedisService(LocalService):
         port: int | None = None,
         *,
         appendfsync: str = "everysec",
+        password: str | None = None,
         start_timeout: float = 10.0,
     ) -> None:
         if appendfsync not in ("always", "everysec", "no"):
             raise ValueError(f"appendfsync must be always, everysec or no, not {appendfsync!r}")
+        if password is not None and not password.isalnum():
+            raise ValueError("the Redis password must be letters and digits (it goes in a URL)")
         super().__init__(directory, port, start_timeout=start_timeout)
         self.appendfsync = appendfsync
+        self.password = password
 
     @property
     def url(self) -> str:
-        """``redis://127.0.0.1:<port>/0``."""
-        return f"redis://{self.host}:{self.port}/0"
+        """``redis://[:<password>@]127.0.0.1:<port>/0``."""
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}{self.host}:{self.port}/0"
+
+    @property
+    def config_path(self) -> Path:
+        """``redis.conf``: private (mode 0600) because it holds the password."""
+        return self.directory / "redis.conf"
+
+    def _prepare(self) -> None:
+        # In a file, not on the command line, which every local user can read in /proc.
+        lines = [
+            f"port {self.port}",
+            f"bind {self.host}",
+            f'dir "{self.directory}"',
+            "appendonly yes",
+            f"appendfsync {self.appendfsync}",
+            'save ""',
+            "daemonize no",
+            "protected-mode yes",
+        ]
+        if self.password:
+            lines.append(f"requirepass {self.password}")
+        fd = os.open(self.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write("\n".join(lines) + "\n")
 
     def _command(self) -> list[str]:
-        return [
-            self._program,
-            "--port", str(self.port),
-            "--bind", self.host,
-            "--dir", str(self.directory),
-            "--appendonly", "yes",
-            "--appendfsync", self.appendfsync,
-            "--save", "",
-            "--daemonize", "no",
-            "--protected-mode", "yes",
-        ]  # fmt: skip
+        return [self._program, str(self.config_path)]
 
     def _ready(self) -> bool:
         # INFO fails with -LOADING while Redis reads its AOF; the pid proves it is our process.
+        auth = f"AUTH {self.password}\r\n".encode() if self.password else b""
         try:
             with socket.create_connection((self.host, self.port), timeout=0.5) as sock:
-                sock.sendall(b"INFO server\r\n")
+                sock.sendall(auth + b"INFO server\r\n")
                 reply = b""
                 while b"process_id:" not in reply or not reply.endswith(b"\r\n\r\n"):
                     chunk = sock.recv(65536)
@@ -343,3 +467,69 @@ class RedisService(LocalService):
         except OSError:
             return False
         return f"process_id:{self.pid}\r\n".encode() in reply
+
+
+class ServiceSupervisor:
+    """Restarts services that die (a crash, an OOM kill), waiting longer after each failure.
+
+    A service is restarted when it should run (`LocalService.wanted`) but its process is gone.
+    The delay doubles from ``min_delay`` to ``max_delay`` with every restart that follows
+    closely on the last, and starts over once the service has stayed up for ``max_delay``.
+    """
+
+    def __init__(
+        self,
+        services: Iterable[LocalService],
+        *,
+        min_delay: float = 0.5,
+        max_delay: float = 30.0,
+        poll: float = 0.2,
+    ) -> None:
+        self.services = list(services)
+        self.min_delay = min_delay
+        self.max_delay = max_delay
+        self.poll = poll
+        #: Restarts done, by service name (for logs and tests).
+        self.restarts: dict[str, int] = {}
+        self._delay = {id(s): min_delay for s in self.services}
+        self._last_restart = {id(s): 0.0 for s in self.services}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="service-supervisor", daemon=True)
+
+    def start(self) -> None:
+        """Watch in a background thread."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop watching (the services keep running)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        died_at: dict[int, float] = {}
+        while not self._stop.wait(self.poll):
+            for service in self.services:
+                key = id(service)
+                if not service.wanted or service.running:
+                    died_at.pop(key, None)
+                    continue
+                now = time.monotonic()
+                if key not in died_at:
+                    died_at[key] = now
+                    if now - self._last_restart[key] > self.max_delay:
+                        self._delay[key] = self.min_delay
+                    log.warning("%s died; restarting in %.1fs", service.name, self._delay[key])
+                if now - died_at[key] < self._delay[key]:
+                    continue
+                self._delay[key] = min(self._delay[key] * 2, self.max_delay)
+                self._last_restart[key] = now
+                died_at[key] = now
+                try:
+                    service.start()
+                except ServiceError as exc:
+                    log.error("restarting %s failed: %s", service.name, exc)
+                    service.wanted = True  # a failed start gave up; keep trying
+                    continue
+                self.restarts[service.name] = self.restarts.get(service.name, 0) + 1
+                log.info("restarted %s", service.name, extra={"pid": service.pid})

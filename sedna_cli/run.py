@@ -17,7 +17,7 @@ from kb import settings as kb_settings
 from lc import settings as lc_settings
 from lc.agent import LocalController
 from sedna_cli import logs
-from sedna_cli.stack import Stack, StackOptions
+from sedna_cli.stack import Stack, StackError, StackOptions
 
 log = logging.getLogger("sedna")
 
@@ -92,7 +92,10 @@ def run_up(args: argparse.Namespace) -> int:
     stack = Stack(stack_options(args))
     stack.on_node_state = lambda node, state: print(f"node {node} is {state}", flush=True)
     try:
-        stack.start()
+        try:
+            stack.start()
+        except StackError as exc:
+            raise SystemExit(f"sedna up: {exc}") from None
         print(f"sedna is up; data in {stack.data_dir}", flush=True)
         print(f"  export KUBECONFIG={stack.kubeconfig}", flush=True)
         print(f"  endpoints: {stack.endpoints_file}", flush=True)

@@ -3,14 +3,20 @@
 Each part is the real component; they talk to each other only as they would across machines
 (Kubernetes API over HTTPS, MQTT, Redis). ``endpoints.json`` in the data directory says where
 everything is.
+
+A crash of ``sedna up`` (kill -9) leaves its Mosquitto, Redis and workers running. The next
+start on the same data directory stops the services it finds by their PID files (checked by
+process identity, never by name), starts them again on the ports kept in ``ports.json`` with
+the same data, and the LCs adopt the workers, which keep running: their ``LC_SERVER`` is the
+same. While up, Mosquitto and Redis are restarted when they die.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
-import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +27,15 @@ from pydantic import BaseModel, Field
 
 from apis import crd_manifests
 from apiserver import ApiServer
-from broker.localservices import MosquittoService, RedisService, free_port
+from broker.localservices import (
+    MosquittoService,
+    ProcessIdentity,
+    RedisService,
+    ServiceSupervisor,
+    free_port,
+    port_free,
+    stop_leftover,
+)
 from gm import settings as gm_settings
 from gm.app import GMApp, api_client_for
 from kb import KBServer, KBSettings
@@ -46,13 +60,39 @@ class StackOptions(BaseModel):
     backend: str = "edge-process"
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
+class StackError(RuntimeError):
+    """The stack cannot start (e.g. another ``sedna up`` runs on the data directory)."""
+
+
+class PortBook:
+    """The ports of a data directory (``ports.json``), kept across restarts.
+
+    A remembered port is used again when it can be bound (with SO_REUSEADDR, so connections
+    of the crashed run in TIME_WAIT do not count); else a free one is taken and remembered.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
         try:
-            sock.bind((LOOPBACK, port))
-        except OSError:
-            return False
-    return True
+            self.ports: dict[str, int] = {
+                str(k): int(v) for k, v in json.loads(path.read_text()).items()
+            }
+        except (OSError, ValueError, AttributeError):
+            self.ports = {}
+
+    def port(self, name: str, requested: int = 0) -> int:
+        """The port of part ``name``: ``requested`` if given, else the remembered or a new one."""
+        port = requested or self.ports.get(name, 0)
+        if not port or (not requested and not port_free(port)):
+            if port:
+                log.warning("port %d of %s is taken; using another", port, name)
+            port = free_port()
+        if self.ports.get(name) != port:
+            self.ports[name] = port
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.ports, indent=2, sort_keys=True) + "\n")
+            tmp.replace(self.path)
+        return port
 
 
 class Stack:
@@ -69,16 +109,12 @@ class Stack:
         self.gm: GMApp | None = None
         self.kb: KBServer | None = None
         self.lcs: dict[str, LocalController] = {}
+        self.supervisor: ServiceSupervisor | None = None
+        self.pid_file = self.data_dir / "sedna-up.pid"
         #: Called with (node, state) on every LC state change, e.g. to print it.
         self.on_node_state: Callable[[str, str], None] | None = None
 
     # -- start -----------------------------------------------------------------------------
-
-    def _previous_endpoints(self) -> dict[str, Any]:
-        try:
-            return json.loads(self.endpoints_file.read_text())
-        except (OSError, ValueError):
-            return {}
 
     def _secret(self, name: str) -> str:
         path = self.data_dir / "secrets" / name
@@ -91,13 +127,16 @@ class Stack:
     def start(self) -> None:
         """Start every part; returns once the GM reconciles and every LC is connected."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        previous = self._previous_endpoints()
-        api_port = self.options.api_port
-        if not api_port and previous.get("apiServer", {}).get("port"):
-            remembered = int(previous["apiServer"]["port"])
-            api_port = remembered if _port_free(remembered) else 0
+        self._claim_data_dir()
+        # What a crashed run left holds its ports: stop it before the ports are checked.
+        for service, directory in ((MosquittoService, "mosquitto"), (RedisService, "redis")):
+            stop_leftover(self.data_dir / directory / f"{service.binary}.pid", service.binary)
+        self.ports = PortBook(self.data_dir / "ports.json")
         self.apiserver = ApiServer(
-            self.data_dir / "apiserver", host=LOOPBACK, port=api_port, crds=crd_manifests()
+            self.data_dir / "apiserver",
+            host=LOOPBACK,
+            port=self.ports.port("apiServer", self.options.api_port),
+            crds=crd_manifests(),
         )
         self.apiserver.start()
         self.apiserver.write_kubeconfig(self.kubeconfig)
@@ -106,7 +145,7 @@ class Stack:
         mqtt_url, gm_user, gm_password = self._start_broker()
         redis_url = self._start_redis()
         self._register_nodes()
-        self._start_kb(previous)
+        self._start_kb()
 
         gm_values = {
             "kubeconfig": str(self.kubeconfig),
@@ -114,7 +153,7 @@ class Stack:
             "mqtt_username": gm_user,
             "mqtt_password": gm_password,
             "redis_url": redis_url,
-            "http_port": self.options.gm_port,
+            "http_port": self.ports.port("gm", self.options.gm_port),
             "backend": self.options.backend,
             "default_node_address": LOOPBACK,
             "token_secret": self._secret("gm-token-secret"),
@@ -127,13 +166,11 @@ class Stack:
         self.gm.start()
         for node in self.options.nodes:
             user, password = self._node_credentials(node)
-            # A stable report port: workers adopted after a restart keep their LC_SERVER.
-            remembered = previous.get("lcs", {}).get(node, {}).get("reportPort")
-            port = remembered if remembered and _port_free(remembered) else free_port()
             values = {
                 "node": node,
                 "data_dir": self.data_dir / "lc" / node,
-                "report_port": port,
+                # A stable report port: workers adopted after a restart keep their LC_SERVER.
+                "report_port": self.ports.port(f"lc/{node}"),
                 "redis_url": redis_url,
                 "mqtt_url": mqtt_url,
                 "mqtt_username": user,
@@ -143,16 +180,27 @@ class Stack:
             lc.start()
             self.lcs[node] = lc
         self._write_endpoints(mqtt_url, redis_url)
+        services = [part for part in (self.mosquitto, self.redis) if part is not None]
+        self.supervisor = ServiceSupervisor(services)
+        self.supervisor.start()
 
-    def _start_kb(self, previous: dict[str, Any]) -> None:
+    def _claim_data_dir(self) -> None:
+        """Refuse to run twice on one data directory; record who runs on it."""
+        other = ProcessIdentity.load(self.pid_file)
+        if other is not None and other.pid != os.getpid() and other.alive():
+            raise StackError(
+                f"sedna up already runs on {self.data_dir} (pid {other.pid}); stop it first"
+            )
+        me = ProcessIdentity.of(os.getpid())
+        if me is not None:
+            me.save(self.pid_file)
+
+    def _start_kb(self) -> None:
         """The lifelong learning knowledge base, on the port it had before when still free."""
         settings = KBSettings(
-            host=LOOPBACK, port=previous.get("kb", {}).get("port", 0), data_dir=self.data_dir / "kb"
+            host=LOOPBACK, port=self.ports.port("kb"), data_dir=self.data_dir / "kb"
         )
-        try:
-            self.kb = KBServer(settings)
-        except OSError:  # the remembered port is taken
-            self.kb = KBServer(settings.model_copy(update={"port": 0}))
+        self.kb = KBServer(settings)
         self.kb.start()
         log.info("knowledge base on %s", self.kb.url)
 
@@ -160,7 +208,10 @@ class Stack:
         if self.options.mqtt_url:
             return self.options.mqtt_url, None, None
         self.mosquitto = MosquittoService(
-            self.data_dir / "mosquitto", auth=self.options.mqtt_auth, nodes=self.options.nodes
+            self.data_dir / "mosquitto",
+            self.ports.port("mqtt"),
+            auth=self.options.mqtt_auth,
+            nodes=self.options.nodes,
         )
         self.mosquitto.start()
         log.info("Mosquitto on %s:%d", LOOPBACK, self.mosquitto.port)
@@ -179,9 +230,13 @@ class Stack:
     def _start_redis(self) -> str:
         if self.options.redis_url:
             return self.options.redis_url
-        self.redis = RedisService(self.data_dir / "redis")
+        self.redis = RedisService(
+            self.data_dir / "redis",
+            self.ports.port("redis"),
+            password=self._secret("redis-password"),
+        )
         self.redis.start()
-        log.info("Redis on %s", self.redis.url)
+        log.info("Redis on %s:%d (with a password)", LOOPBACK, self.redis.port)
         return self.redis.url
 
     def _register_nodes(self) -> None:
@@ -246,6 +301,9 @@ class Stack:
 
         The jobs stay in the API: the next start on the same data directory runs them again.
         """
+        if self.supervisor is not None:
+            self.supervisor.stop()
+            self.supervisor = None
         for node, lc in self.lcs.items():
             try:
                 lc.stop(stop_workers=True)
@@ -260,3 +318,6 @@ class Stack:
             except Exception:
                 log.exception("stopping %s failed", type(part).__name__)
         self.gm = self.kb = self.redis = self.mosquitto = self.apiserver = None
+        recorded = ProcessIdentity.load(self.pid_file)
+        if recorded is not None and recorded.pid == os.getpid():
+            self.pid_file.unlink(missing_ok=True)
