@@ -131,6 +131,7 @@ class AggregationClient:
         node: str = "",
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         retry: RetryPolicy | None = None,
+        tls_ca: bytes | None = None,
     ) -> None:
         self.address = address
         self.job = job
@@ -139,19 +140,22 @@ class AggregationClient:
         self.chunk_bytes = chunk_bytes
         self.retry = retry or RetryPolicy()
         self._metadata = ((TOKEN_METADATA_KEY, token),)
-        self._channel = grpc.insecure_channel(
-            address,
-            options=[
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                # Reconnect quickly to a restarted aggregator (gRPC's default backoff grows
-                # to two minutes).
-                ("grpc.initial_reconnect_backoff_ms", 200),
-                ("grpc.min_reconnect_backoff_ms", 200),
-                ("grpc.max_reconnect_backoff_ms", 2000),
-                ("grpc.keepalive_time_ms", 20000),
-                ("grpc.keepalive_timeout_ms", 10000),
-            ],
+        options = [
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            # Reconnect quickly to a restarted aggregator (gRPC's default backoff grows
+            # to two minutes).
+            ("grpc.initial_reconnect_backoff_ms", 200),
+            ("grpc.min_reconnect_backoff_ms", 200),
+            ("grpc.max_reconnect_backoff_ms", 2000),
+            ("grpc.keepalive_time_ms", 20000),
+            ("grpc.keepalive_timeout_ms", 10000),
+        ]
+        # With a CA (``AGG_TLS_CA``) the channel is TLS and checks the aggregator's certificate.
+        self._channel = (
+            grpc.secure_channel(address, grpc.ssl_channel_credentials(tls_ca), options=options)
+            if tls_ca is not None
+            else grpc.insecure_channel(address, options=options)
         )
         self._push = self._channel.stream_unary(
             PUSH_METHOD,

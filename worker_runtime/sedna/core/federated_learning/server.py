@@ -153,8 +153,12 @@ class AggregationServer:
         server.add_generic_rpc_handlers((service.handler(),))
         address = f"{self.settings.bind_host}:{self.settings.bind_port}"
         try:
-            port = server.add_insecure_port(address)
-        except RuntimeError as error:
+            if self.settings.tls_cert is not None and self.settings.tls_key is not None:
+                pair = (self.settings.tls_key.read_bytes(), self.settings.tls_cert.read_bytes())
+                port = server.add_secure_port(address, grpc.ssl_server_credentials([pair]))
+            else:
+                port = server.add_insecure_port(address)
+        except (RuntimeError, OSError) as error:
             raise OSError(f"cannot listen on {address}: {error}") from error
         if port == 0:
             raise OSError(f"cannot listen on {address}")
@@ -164,6 +168,7 @@ class AggregationServer:
             "aggregation server listening",
             extra={
                 "address": f"{self.settings.bind_host}:{port}",
+                "tls": self.settings.tls_cert is not None,
                 "job": self.settings.job,
                 "aggregation": self.rule.name,
                 "participants": self.settings.participants,

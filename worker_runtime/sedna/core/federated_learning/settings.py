@@ -1,8 +1,10 @@
 """Settings of the aggregation and training workers, read once from the worker environment.
 
 Environment (set by the GM/LC): ``JOB_NAME``, ``WORKER_NAME``, ``NODE_NAME``, ``AGG_IP``,
-``AGG_PORT``, ``AGG_BIND_PORT``, ``PARTICIPANTS_COUNT``, ``SEDNA_JOB_TOKEN``, ``MODEL_URL``,
-``OUTPUT_URL``. Job parameters (``Context.get_parameters``): see each field's description.
+``AGG_PORT``, ``AGG_BIND_IP``, ``AGG_BIND_PORT``, ``PARTICIPANTS_COUNT``, ``SEDNA_JOB_TOKEN``,
+``MODEL_URL``, ``OUTPUT_URL``; for TLS on the weight exchange ``AGG_TLS_CERT`` and
+``AGG_TLS_KEY`` (aggregator) and ``AGG_TLS_CA`` (trainers). Job parameters
+(``Context.get_parameters``): see each field's description.
 """
 
 from __future__ import annotations
@@ -32,7 +34,11 @@ class _Settings(BaseModel):
 class AggregatorSettings(_Settings):
     """How the aggregation worker runs one federated job."""
 
-    bind_host: str = Field("0.0.0.0", description="parameter agg_bind_host")
+    bind_host: str = Field(
+        "0.0.0.0", description="AGG_BIND_IP (the address the GM gives), or parameter agg_bind_host"
+    )
+    tls_cert: Path | None = Field(None, description="AGG_TLS_CERT: serving certificate (PEM)")
+    tls_key: Path | None = Field(None, description="AGG_TLS_KEY: its private key (PEM)")
     bind_port: int = Field(ge=0, le=65535, description="AGG_BIND_PORT (0: any free port)")
     participants: int = Field(ge=1, description="PARTICIPANTS_COUNT")
     exit_round: int = Field(10, ge=1, description="parameter exit_round: rounds to run")
@@ -67,6 +73,8 @@ class AggregatorSettings(_Settings):
 
     @model_validator(mode="after")
     def _consistent(self) -> AggregatorSettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("AGG_TLS_CERT and AGG_TLS_KEY go together: set both or neither")
         if self.min_node_number > self.participants:
             raise ValueError(
                 f"min_node_number ({self.min_node_number}) exceeds participants_count "
@@ -89,7 +97,9 @@ class AggregatorSettings(_Settings):
         values: dict[str, Any] = {
             "job": BaseConfig.resource_name() or DEFAULT_JOB,
             "token": BaseConfig.job_token,
-            "bind_host": Context.get_parameters("agg_bind_host"),
+            "bind_host": os.environ.get("AGG_BIND_IP") or Context.get_parameters("agg_bind_host"),
+            "tls_cert": os.environ.get("AGG_TLS_CERT"),
+            "tls_key": os.environ.get("AGG_TLS_KEY"),
             "bind_port": BaseConfig.agg_bind_port or BaseConfig.agg_port,
             "participants": BaseConfig.participants_count,
             "exit_round": Context.get_parameters("exit_round"),
@@ -116,6 +126,9 @@ class TrainerSettings(_Settings):
     node: str = Field("", description="NODE_NAME")
     agg_ip: str = Field("127.0.0.1", description="AGG_IP")
     agg_port: int = Field(ge=1, le=65535, description="AGG_PORT")
+    tls_ca: Path | None = Field(
+        None, description="AGG_TLS_CA: CA certificate (PEM) of the aggregator; TLS when set"
+    )
     compression: str = Field("none", description="parameter compression")
     topk_ratio: float = Field(0.1, gt=0, le=1, description="parameter topk_ratio")
     retry_seconds: float = Field(
@@ -145,6 +158,7 @@ class TrainerSettings(_Settings):
             "node": os.environ.get("NODE_NAME"),
             "agg_ip": BaseConfig.agg_ip,
             "agg_port": BaseConfig.agg_port,
+            "tls_ca": os.environ.get("AGG_TLS_CA"),
             "compression": Context.get_parameters("compression"),
             "topk_ratio": Context.get_parameters("topk_ratio"),
             "retry_seconds": Context.get_parameters("agg_retry_seconds"),

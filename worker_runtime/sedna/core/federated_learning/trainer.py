@@ -179,6 +179,7 @@ class FederatedLearning:
             node=self.settings.node,
             chunk_bytes=self.settings.chunk_bytes,
             retry=RetryPolicy(budget_seconds=self.settings.retry_seconds),
+            tls_ca=self.settings.tls_ca.read_bytes() if self.settings.tls_ca else None,
         )
 
     def _train_kwargs(self, global_weights: ModelWeights, kwargs: dict[str, Any]) -> dict[str, Any]:
