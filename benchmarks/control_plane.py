@@ -54,6 +54,8 @@ from typing import Any
 from kubernetes import client, watch
 
 from gm.app import api_client_for
+from lc.agent import LocalController
+from lc.workertokens import TOKEN_HEADER
 from sedna_cli.stack import Stack, StackOptions
 
 GROUP, VERSION, PLURAL, NAMESPACE = "sedna.io", "v1alpha1", "jointinferenceservices", "default"
@@ -309,8 +311,9 @@ class Service:
 class Reporter:
     """POSTs worker reports to an LC, a new connection per report as the worker library does."""
 
-    def __init__(self, port: int) -> None:
-        self._port = port
+    def __init__(self, lc: LocalController) -> None:
+        self._port = lc.reports.port
+        self._tokens = lc.tokens
 
     def post(self, svc: Service, number: int) -> None:
         """Report ``number`` inferences for the edge worker of ``svc`` (retry until accepted)."""
@@ -326,7 +329,11 @@ class Reporter:
                 "taskInfo": {"inferenceNumber": number, "hardExampleNumber": number // 10},
             }
         ).encode()
-        headers = {"Content-Type": "application/json", "Connection": "close"}
+        headers = {
+            "Content-Type": "application/json",
+            "Connection": "close",
+            TOKEN_HEADER: self._tokens.token(NAMESPACE, worker),
+        }
         for _ in range(50):
             conn = http.client.HTTPConnection("127.0.0.1", self._port, timeout=30)
             try:
@@ -438,7 +445,7 @@ def phase_report_latency(
 ) -> Row:
     """One report at a time: POST to the LC -> value in status.metrics (seen by a watch)."""
     row = Row("report POST -> status.metrics (one at a time)", expected=count)
-    reporters = {node: Reporter(stack.lcs[node].reports.port) for node in EDGE_NODES}
+    reporters = {node: Reporter(stack.lcs[node]) for node in EDGE_NODES}
     for index in range(count):
         svc = services[index % len(services)]
         number = first + index
@@ -475,7 +482,7 @@ def phase_report_burst(
     abort = threading.Event()
 
     def post_shard(shard: list[str]) -> None:
-        reporters = {node: Reporter(stack.lcs[node].reports.port) for node in EDGE_NODES}
+        reporters = {node: Reporter(stack.lcs[node]) for node in EDGE_NODES}
         queues = [list(plan[name]) for name in shard]
         while any(queues) and not abort.is_set():
             for name, queue in zip(shard, queues, strict=True):

@@ -15,7 +15,6 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from apis import KINDS
 from apis.messages import DatasetMessage, WorkerMessage, WorkerReport
 from broker import topics
 from broker.client import BusClient, BusMessage, Will
@@ -29,6 +28,7 @@ from lc.metrics import LCMetrics
 from lc.report_server import ReportServer
 from lc.runtime import ProcessRuntime, WorkerStatus
 from lc.settings import LCSettings
+from lc.workertokens import TOKEN_ENV, WorkerTokens
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +69,12 @@ class LocalController:
             will=Will(topic=topics.state_topic(self.node), payload=offline, retain=True),
         )
         self.outbox = Outbox(self.node, self.redis, self.bus)
+        self.tokens = WorkerTokens(settings.data_dir)
         self.reports = ReportServer(
-            self._on_report, port=settings.report_port, metrics=self.metrics
+            self._on_report,
+            port=settings.report_port,
+            metrics=self.metrics,
+            authorize=self._authorize_report,
         )
         self.runtime = ProcessRuntime(
             self.redis,
@@ -218,7 +222,9 @@ class LocalController:
             resources = {k: v for k, v in resources.items() if tuple(k.split("/", 2)) in wanted}
         for key, pod in workers.items():
             try:
-                self.runtime.ensure(pod, env={"LC_SERVER": self.report_url})
+                namespace, name = key.split("/", 1)
+                env = {"LC_SERVER": self.report_url, TOKEN_ENV: self.tokens.token(namespace, name)}
+                self.runtime.ensure(pod, env=env)
             except InvalidWorkerSpec as exc:
                 log.error("cannot run worker: %s", exc, extra={"node": self.node, "worker": key})
         # Only an empty payload or the manifest removes a worker, never a missing message.
@@ -257,18 +263,24 @@ class LocalController:
         )
         self.outbox.put(owner.kind, status.namespace, owner.name, message.to_api())
 
+    def _authorize_report(self, namespace: str, worker: str, token: str | None) -> str | None:
+        """Why a report may not be taken (None: it may): only from workers this LC runs,
+        each with its own token."""
+        if self.runtime.status(worker, namespace) is None:
+            return "unknown_worker"
+        if not self.tokens.valid(namespace, worker, token):
+            return "bad_worker_token"
+        return None
+
     def _on_report(self, report: WorkerReport) -> None:
+        # The owner is the LC's own record of the worker, never what the body names.
         status = self.runtime.status(report.name, report.namespace)
-        if status is not None and status.owner is not None:
-            kind, name = status.owner.kind, status.owner.name
-            api_version: str | None = status.owner.api_version
-        else:
-            kind, name, api_version = _kind_name(report.owner_kind), report.owner_name, None
-            if kind not in _KINDS_BY_LOWER_NAME.values():
-                raise InvalidReport(
-                    f"ownerKind: {report.owner_kind!r} is not a kind this control plane serves",
-                    field="ownerKind",
-                )
+        if status is None or status.owner is None:
+            raise InvalidReport(
+                f"worker {report.namespace}/{report.name} has no owner on this node", field="name"
+            )
+        kind, name = status.owner.kind, status.owner.name
+        api_version: str | None = status.owner.api_version
         message = WorkerMessage(
             worker=report.name,
             owner_api_version=api_version,
@@ -284,11 +296,3 @@ class LocalController:
         namespace, name = seen.key.split("/", 1)
         message = DatasetMessage(number_of_samples=seen.number_of_samples, message=seen.message)
         self.outbox.put("Dataset", namespace, name, message.to_api())
-
-
-_KINDS_BY_LOWER_NAME = {info.kind.lower(): info.kind for info in KINDS}
-
-
-def _kind_name(owner_kind: str) -> str:
-    """A Kind from a report's ``ownerKind`` (``jointinferenceservice`` in Sedna's documents)."""
-    return _KINDS_BY_LOWER_NAME.get(owner_kind.replace("-", "").lower(), owner_kind)

@@ -16,9 +16,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from apis.messages import WorkerReport
+from broker import boundedjson
 from lc.errors import InvalidReport
 from lc.metrics import LCMetrics
 from lc.reports import parse_report
+from lc.workertokens import TOKEN_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,8 @@ DEFAULT_MAX_BODY = 1 << 20  # reports are small JSON objects; anything bigger is
 _INFO_PATH = re.compile(r"^/(?:sedna|neptune)/workers/(?P<worker>[^/]+)/info/?$")
 
 ReportCallback = Callable[[WorkerReport], None]
+#: ``(namespace, worker, token or None) -> None`` to accept, else the reason for a 403.
+Authorize = Callable[[str, str, str | None], str | None]
 
 
 class ReportServer:
@@ -44,8 +48,11 @@ class ReportServer:
         port: int = DEFAULT_PORT,
         metrics: LCMetrics | None = None,
         max_body: int = DEFAULT_MAX_BODY,
+        authorize: Authorize | None = None,
     ) -> None:
         self._on_report = on_report
+        self._authorize = authorize or (lambda namespace, worker, token: None)
+        self._limits = boundedjson.JsonLimits(max_bytes=max_body)
         self._host = host
         self._port = port
         self.metrics = metrics if metrics is not None else LCMetrics()
@@ -164,14 +171,28 @@ def _make_handler(server: ReportServer) -> type[BaseHTTPRequestHandler]:
             if body is None:
                 return
             try:
-                data = json.loads(body)
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                self._error(HTTPStatus.BAD_REQUEST, "invalid_json", f"body is not JSON: {exc}")
+                data = boundedjson.loads(body, server._limits)
+            except boundedjson.BodyError as exc:
+                unreadable = exc.reason in ("not_json", "not_utf8")
+                message = f"body is not JSON: {exc}" if unreadable else str(exc)
+                self._error(HTTPStatus.BAD_REQUEST, "invalid_json", message)
                 return
             try:
                 report = parse_report(data, worker)
             except InvalidReport as exc:
                 self._error(HTTPStatus.BAD_REQUEST, "invalid_report", str(exc), exc.field)
+                return
+            refusal = server._authorize(report.namespace, worker, self.headers.get(TOKEN_HEADER))
+            if refusal is not None:
+                log.warning(
+                    "refused a report",
+                    extra={"worker": worker, "namespace": report.namespace, "reason": refusal},
+                )
+                self._error(
+                    HTTPStatus.FORBIDDEN,
+                    refusal,
+                    f"worker {report.namespace}/{worker} may not report here: {refusal}",
+                )
                 return
             try:
                 server._accept(report)

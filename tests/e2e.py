@@ -15,6 +15,7 @@ from kubernetes import client
 
 from gm.app import api_client_for
 from sedna_cli.stack import Stack, StackOptions
+from tests.services import wait_for
 
 WORKERS = Path(__file__).parent / "workers"
 
@@ -122,3 +123,22 @@ def joint_inference(
             },
         },
     }
+
+
+def run_joint_inference(cluster: Cluster, *names: str) -> None:
+    """Apply the models and a JointInferenceService of idle reporters per name; wait until
+    both workers of each run."""
+    cluster.apply(models())
+    cluster.apply([joint_inference(name, {}) for name in names])
+    for name in names:
+        wait_for(
+            lambda name=name: cluster.status("jointinferenceservices", name).get("active") == 2,
+            30,
+            f"both workers of {name} running",
+        )
+
+
+def status_metrics(cluster: Cluster, name: str) -> dict[str, str]:
+    """``status.metrics`` of a JointInferenceService as a dict."""
+    found = cluster.status("jointinferenceservices", name).get("metrics") or []
+    return {m["key"]: m["value"] for m in found}

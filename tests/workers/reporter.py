@@ -37,7 +37,12 @@ for number in range(first, first + reports):
     data = json.dumps(body).encode()
     while True:  # the LC accepts a report once it is in its outbox; retry until then
         request = urllib.request.Request(
-            url, data=data, headers={"Content-Type": "application/json"}
+            url,
+            data=data,
+            headers={
+                "Content-Type": "application/json",
+                "X-Sedna-Worker-Token": os.environ.get("SEDNA_WORKER_TOKEN", ""),
+            },
         )
         try:
             with urllib.request.urlopen(request, timeout=5) as response:

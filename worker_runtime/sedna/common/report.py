@@ -33,6 +33,7 @@ from sedna.common.log import get_logger
 LOG = get_logger("report")
 
 # The LC is on this node: never route reports through an HTTP proxy from the environment.
+WORKER_TOKEN_HEADER = "X-Sedna-Worker-Token"
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 WorkerStatus = Literal["running", "completed", "failed"]
@@ -109,6 +110,7 @@ class LCReporter:
         timeout: float = 2.0,
         attempts: int = 3,
         retry_delay: float = 0.2,
+        token: str | None = None,
     ) -> None:
         if attempts < 1:
             raise ConfigError(f"reporter attempts must be at least 1, got {attempts}")
@@ -123,6 +125,10 @@ class LCReporter:
         self.timeout = timeout
         self.attempts = attempts
         self.retry_delay = retry_delay
+        # The LC's proof that a report comes from the worker it names (SEDNA_WORKER_TOKEN).
+        self._headers = {"Content-Type": "application/json"}
+        if token:
+            self._headers[WORKER_TOKEN_HEADER] = token
         self._pending: WorkerReport | None = None
         self._lock = threading.Lock()
         if self.url is None:
@@ -138,6 +144,7 @@ class LCReporter:
             worker_name,
             namespace=os.environ.get("NAMESPACE") or "default",
             owner_name=os.environ.get("JOB_NAME") or os.environ.get("SERVICE_NAME"),
+            token=os.environ.get("SEDNA_WORKER_TOKEN"),
             **kwargs,
         )
 
@@ -211,9 +218,7 @@ class LCReporter:
 
     def _post(self, body: bytes) -> Literal["ok", "rejected", "retry"]:
         assert self.url is not None
-        request = urllib.request.Request(
-            self.url, data=body, method="POST", headers={"Content-Type": "application/json"}
-        )
+        request = urllib.request.Request(self.url, data=body, method="POST", headers=self._headers)
         try:
             with _OPENER.open(request, timeout=self.timeout) as response:
                 response.read()
