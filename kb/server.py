@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
 
+from broker import boundedjson
 from kb.metrics import KBMetrics
 from kb.models import DEFAULT_KB, KBIndex, KBQuery, MetricDefinition, MetricValue, StatusUpdate
 from kb.settings import KBSettings
@@ -216,14 +217,18 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+# The handler caps the size; nesting is capped here, before pydantic's recursion sees it.
+_BODY_LIMITS = boundedjson.JsonLimits(max_bytes=1 << 40)
+
+
 def _parse(model: type[_M], body: bytes, ctype: str) -> _M:
     if ctype and not ctype.startswith(("application/json", "text/plain")):
         raise RequestError(
             HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "Content-Type", f"expected JSON, got {ctype}"
         )
     try:
-        data = json.loads(body or b"null")
-    except ValueError as exc:
+        data = boundedjson.loads(body or b"null", _BODY_LIMITS)
+    except boundedjson.BodyError as exc:
         raise RequestError(HTTPStatus.BAD_REQUEST, "body", f"not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise RequestError(HTTPStatus.BAD_REQUEST, "body", "expected a JSON object")

@@ -186,6 +186,8 @@ _GROUP = {"entry": "a", "tasks": [{"entry": "a"}]}
     ("path", "body", "status", "field"),
     [
         ("/update", b"{not json", 400, "body"),
+        ("/update", b"[" * 100_000 + b"]" * 100_000, 400, "body"),
+        ("/update", b'{"a":' * 101 + b"1" + b"}" * 101, 400, "body"),
         ("/update", {"seen_task": {}}, 422, "create_time"),
         (
             "/update",
