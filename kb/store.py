@@ -16,6 +16,7 @@ import json
 import sqlite3
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -72,6 +73,10 @@ CREATE TABLE IF NOT EXISTS metric_value (
     metric_id INTEGER NOT NULL REFERENCES metric (id) ON DELETE CASCADE,
     label_value TEXT NOT NULL DEFAULT '', value REAL NOT NULL, last_time REAL NOT NULL,
     UNIQUE (metric_id, label_value));
+CREATE INDEX IF NOT EXISTS ll_task_models_grp ON ll_task_models (task_id, is_current);
+CREATE INDEX IF NOT EXISTS ll_task_relation_task ON ll_task_relation (task_id);
+CREATE INDEX IF NOT EXISTS ll_task_sample_task ON ll_task_sample (task_id);
+CREATE INDEX IF NOT EXISTS ll_samples_kb ON ll_samples (kb);
 """
 
 
@@ -205,63 +210,66 @@ class KnowledgeStore:
         version = self._read("SELECT version, create_time FROM ll_index WHERE kb = ?", (kb,))
         if not version:
             raise UnknownEntity("kb", f"no knowledge base {kb!r}")
-        groups = []
-        for g in self._read("SELECT * FROM ll_task_grp WHERE kb = ? ORDER BY id", (kb,)):
-            tasks = self._read(
-                "SELECT t.name, t.task_attr, t.scores, r.transfer_radio FROM ll_task_relation r "
-                "JOIN ll_tasks t ON t.id = r.task_id WHERE r.grp_id = ? ORDER BY t.id",
-                (g["id"],),
-            )
-            models = self._read(
-                "SELECT model_url, format, metrics, is_current, created_at FROM ll_task_models "
-                "WHERE task_id = ? ORDER BY id",
-                (g["id"],),
-            )
-            samples = self._read(
-                "SELECT DISTINCT s.data_url, s.data_type, s.sample_num, t.name AS task "
-                "FROM ll_samples s JOIN ll_task_sample ts ON ts.sample_id = s.id "
-                "JOIN ll_tasks t ON t.id = ts.task_id JOIN ll_task_relation r ON r.task_id = t.id "
-                "WHERE r.grp_id = ? ORDER BY s.id",
-                (g["id"],),
-            )
-            groups.append(
+        tasks: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for t in self._read(
+            "SELECT r.grp_id, t.name, t.task_attr, t.scores, r.transfer_radio"
+            " FROM ll_task_relation r JOIN ll_tasks t ON t.id = r.task_id"
+            " WHERE t.kb = ? ORDER BY t.id",
+            (kb,),
+        ):
+            tasks[t["grp_id"]].append(
                 {
-                    "name": g["name"],
-                    "deploy": bool(g["deploy"]),
-                    "unseen": bool(g["unseen"]),
-                    "sample_num": g["sample_num"],
-                    "task_num": g["task_num"],
-                    "scores": json.loads(g["scores"]),
-                    "tasks": [
-                        {
-                            "name": t["name"],
-                            "task_attr": json.loads(t["task_attr"]),
-                            "scores": json.loads(t["scores"]),
-                            "transfer_radio": t["transfer_radio"],
-                        }
-                        for t in tasks
-                    ],
-                    "models": [
-                        {
-                            "model_url": m["model_url"],
-                            "format": m["format"],
-                            "metrics": json.loads(m["metrics"]),
-                            "is_current": bool(m["is_current"]),
-                            "created_at": m["created_at"],
-                        }
-                        for m in models
-                    ],
-                    "samples": [
-                        {
-                            "task": s["task"],
-                            "data_url": s["data_url"],
-                            "data_type": _kind_name(s["data_type"]),
-                            "sample_num": s["sample_num"],
-                        }
-                        for s in samples
-                    ],
+                    "name": t["name"],
+                    "task_attr": json.loads(t["task_attr"]),
+                    "scores": json.loads(t["scores"]),
+                    "transfer_radio": t["transfer_radio"],
                 }
             )
+        models: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for m in self._read(
+            "SELECT m.* FROM ll_task_models m JOIN ll_task_grp g ON g.id = m.task_id"
+            " WHERE g.kb = ? ORDER BY m.id",
+            (kb,),
+        ):
+            models[m["task_id"]].append(
+                {
+                    "model_url": m["model_url"],
+                    "format": m["format"],
+                    "metrics": json.loads(m["metrics"]),
+                    "is_current": bool(m["is_current"]),
+                    "created_at": m["created_at"],
+                }
+            )
+        samples: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for row in self._read(
+            "SELECT r.grp_id, t.name AS task, s.data_url, s.data_type, s.sample_num"
+            " FROM ll_samples s JOIN ll_task_sample ts ON ts.sample_id = s.id"
+            " JOIN ll_tasks t ON t.id = ts.task_id JOIN ll_task_relation r ON r.task_id = t.id"
+            " WHERE s.kb = ? ORDER BY s.id",
+            (kb,),
+        ):
+            samples[row["grp_id"]].append(
+                {
+                    "task": row["task"],
+                    "data_url": row["data_url"],
+                    "data_type": _kind_name(row["data_type"]),
+                    "sample_num": row["sample_num"],
+                }
+            )
+        groups = [
+            {
+                "name": g["name"],
+                "deploy": bool(g["deploy"]),
+                "unseen": bool(g["unseen"]),
+                "sample_num": g["sample_num"],
+                "task_num": g["task_num"],
+                "scores": json.loads(g["scores"]),
+                "tasks": tasks[g["id"]],
+                "models": models[g["id"]],
+                "samples": samples[g["id"]],
+            }
+            for g in self._read("SELECT * FROM ll_task_grp WHERE kb = ? ORDER BY id", (kb,))
+        ]
         return {
             "kb": kb,
             "version": version[0]["version"],
