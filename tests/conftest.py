@@ -2,4 +2,5 @@
 
 from tests.apiserver_fixtures import *  # noqa: F403
 from tests.e2e import cluster  # noqa: F401
+from tests.kb_fixtures import kb_server  # noqa: F401
 from tests.services import *  # noqa: F403

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,14 +65,6 @@ def index(kb: str = "default", tasks: tuple[str, ...] = ("upright", "mirrored"))
             ],
         },
     }
-
-
-@pytest.fixture
-def kb_server(tmp_path: Path) -> Iterator[KBServer]:
-    server = KBServer(KBSettings(port=0, data_dir=tmp_path / "kb"))
-    server.start()
-    yield server
-    server.stop()
 
 
 def test_update_query_summary_and_deploy_flags(kb_server: KBServer) -> None:

@@ -18,19 +18,22 @@ _OPTIONAL = (
     "unseen_task_detection",
     "unseen_task_processing",
     "seen_task_learning",
+    "knowledge_management",
 )
 for _name in _OPTIONAL:
     if (Path(__file__).parent / _name).is_dir() or (Path(__file__).parent / f"{_name}.py").exists():
         importlib.import_module(f"{__name__}.{_name}")
 
 _PLATO = "it configures the Plato framework, which is not supported; use FedAvg"
-_LIFELONG = "unseen task detection belongs to lifelong learning, not available in this build"
+_PROBE = (
+    "upstream's rule is inverted (unseen when the model is confident); use TaskAttrFilter or "
+    "SampleRecognitionByDistance"
+)
 for _type, _algorithm, _reason in (
     (ClassType.HEM, "BertRouter", "it needs PyTorch and Hugging Face transformers"),
     (ClassType.FL_AGG, "MistNet", _PLATO),
     (ClassType.FL_AGG, "FedAvgV2", _PLATO),
-    (ClassType.UTD, "ModelProbeFilter", _LIFELONG),
-    (ClassType.UTD, "TaskAttrFilter", _LIFELONG),
+    (ClassType.UTD, "ModelProbeFilter", _PROBE),
 ):
     ClassFactory.mark_unsupported(_type, _algorithm, _reason)
 

@@ -59,6 +59,10 @@ class ReportedModel(_ReportModel):
     format: str
     url: str
     metrics: dict[str, MetricValue] | None = None
+    # Lifelong learning (upstream's names): what the knowledge base learnt, for the job status.
+    classes: list[str] | None = None
+    current_metric: dict[str, dict[str, float]] | None = None
+    number_of_labeled_unseen_sample: int | None = Field(default=None, ge=0)
 
 
 class TaskInfo(_ReportModel):
