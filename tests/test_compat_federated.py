@@ -93,6 +93,8 @@ def test_trainer_saves_with_the_users_estimator_and_reports_list_metrics(
     finally:
         aggregator.stop(grace=0)
     assert summary.final_round == 2 and summary.model_path == str(model_url)
+    estimator.predict = lambda data: [sum(data)]  # type: ignore[attr-defined]
+    assert learner.inference([1, 2], post_process=lambda r: r[0] * 10) == 30
     np.testing.assert_allclose(summary.output[0], np.full((2, 2), 2.0))
     # The user's own load reads the saved global model back.
     reloaded = PickleEstimator()

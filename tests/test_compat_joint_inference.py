@@ -78,3 +78,57 @@ def test_mining_then_inference_mode(
     monkeypatch.setenv("MINING_MODE", "EdgeOnly")
     with pytest.raises(ConfigError, match="MINING_MODE must be inference-then-mining or"):
         JointInference(estimator=Edge, hard_example_mining="CloudOnly")
+
+
+def test_upstream_lc_reporter_sends_owner_info() -> None:
+    import json
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from sedna.service.client import LCReporter
+
+    received: list[tuple[str, dict[str, Any]]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.path, json.loads(body)))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        message = {
+            "name": "edge-0",
+            "namespace": "default",
+            "ownerName": "helmet",
+            "ownerKind": "jointinferenceservice",
+            "kind": "inference",
+            "results": [],
+        }
+        reporter = LCReporter(f"http://127.0.0.1:{server.server_address[1]}", message, 0.1)
+        reporter.start()
+        reporter.update_for_edge_inference()
+        reporter.update_for_collaboration_inference()
+        deadline = time.monotonic() + 10
+        while not received and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        server.shutdown()
+        server.server_close()
+    path, body = received[0]
+    assert path == "/sedna/workers/edge-0/info" and body["status"] == "running"
+    info = body["ownerInfo"]
+    assert (info["inferenceNumber"], info["hardExampleNumber"], info["uploadCloudRatio"]) == (
+        2,
+        1,
+        0.5,
+    )
+    assert {"startTime", "updateTime"} <= set(info)

@@ -128,6 +128,8 @@ class LCReporter(threading.Thread):
             if self.period_increment == 0:
                 continue
             self.message["ownerInfo"] = self.owner_info(start)
+            # Upstream's message has no status; the LC here needs one.
+            self.message.setdefault("status", "running")
             LCClient.send(self.lc_server, self.message["name"], self.message)
             self.period_increment = 0
 

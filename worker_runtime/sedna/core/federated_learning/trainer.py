@@ -238,6 +238,14 @@ class FederatedLearning:
         finally:
             self.reporter.close()
 
+    def inference(self, data: Any = None, post_process: Any = None, **kwargs: Any) -> Any:
+        """``estimator.predict(data)`` (through ``post_process`` when given), as upstream's
+        ``JobBase.inference``."""
+        predict = self.estimator.predict
+        result = predict(data, **parse_kwargs(predict, **kwargs))
+        callback = resolve_post_process(post_process)
+        return callback(result) if callback else result
+
     def _train(self, train_data: Any, valid_data: Any, kwargs: dict[str, Any]) -> TrainingSummary:
         samples = num_samples(train_data)
         if samples <= 0:
