@@ -276,11 +276,13 @@ def test_job_base_reports_owner_info_and_results(monkeypatch: pytest.MonkeyPatch
     from sedna.core.base import JobBase
 
     received: list[tuple[str, dict[str, Any]]] = []
+    tokens: list[str | None] = []
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             received.append((self.path, json.loads(body)))
+            tokens.append(self.headers.get("X-Sedna-Worker-Token"))
             self.send_response(200)
             self.send_header("Content-Length", "2")
             self.end_headers()
@@ -295,6 +297,7 @@ def test_job_base_reports_owner_info_and_results(monkeypatch: pytest.MonkeyPatch
         monkeypatch.setenv("LC_SERVER", f"http://127.0.0.1:{server.server_address[1]}")
         monkeypatch.setenv("WORKER_NAME", "train-0")
         monkeypatch.setenv("JOB_NAME", "job")
+        monkeypatch.setenv("SEDNA_WORKER_TOKEN", "worker-secret")
         job = JobBase(_Estimator)
         job.job_kind = "federatedlearningjob"
         job.report_task_info({"currentRound": 1}, "running", [{"format": "pkl", "url": "/m"}])
@@ -302,7 +305,7 @@ def test_job_base_reports_owner_info_and_results(monkeypatch: pytest.MonkeyPatch
         server.shutdown()
         server.server_close()
     path, message = received[0]
-    assert path == "/sedna/workers/train-0/info"
+    assert path == "/sedna/workers/train-0/info" and tokens == ["worker-secret"]
     assert message == {
         "name": "train-0",
         "namespace": "default",

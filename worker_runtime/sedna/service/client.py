@@ -10,6 +10,7 @@ weights over gRPC (``sedna.core.federated_learning``).
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import urllib.error
@@ -18,6 +19,7 @@ import urllib.request
 from typing import Any
 
 from sedna.common.log import get_logger
+from sedna.common.report import WORKER_TOKEN_HEADER
 from sedna.core.joint_inference.protocol import dumps
 
 LOG = get_logger("service.client")
@@ -75,8 +77,15 @@ class LCClient:
         if "://" not in base:
             base = f"http://{base}"
         worker = urllib.parse.quote(worker_name, safe="")
+        # The LC here takes reports only with the worker's own token.
+        token = os.environ.get("SEDNA_WORKER_TOKEN")
+        headers = {WORKER_TOKEN_HEADER: token} if token else {}
         return http_request(
-            f"{base}/sedna/workers/{worker}/info", method="POST", json=message, timeout=10
+            f"{base}/sedna/workers/{worker}/info",
+            method="POST",
+            json=message,
+            timeout=10,
+            headers=headers,
         )
 
 
