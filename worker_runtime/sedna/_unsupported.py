@@ -23,7 +23,9 @@ UNSUPPORTED_MODULES: dict[str, str] = {
     "sedna.core.lifelong_learning": f"lifelong learning (LifelongLearning) {_NOT_BUILT}",
     "sedna.service.server.knowledgeBase": f"the knowledge base server (KBServer) {_NOT_BUILT}",
     "sedna.service.run_kb": f"the knowledge base server {_NOT_BUILT}",
-    "sedna.algorithms.unseen_task_detect": f"unseen task detection {_NOT_BUILT}",
+    "sedna.algorithms.unseen_task_detect": "upstream's legacy unseen task detection module is "
+    "not provided; its algorithms are registered by name from sedna.algorithms."
+    "unseen_task_detection (ClassFactory.get_cls(ClassType.UTD, 'TaskAttrFilter'))",
     "sedna.algorithms.unseen_task_detection": f"unseen task detection {_NOT_BUILT}",
     "sedna.algorithms.unseen_task_processing": f"unseen task processing {_NOT_BUILT}",
     "sedna.algorithms.seen_task_learning": f"seen task learning {_NOT_BUILT}",
