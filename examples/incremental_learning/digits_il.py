@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from sklearn.metrics import precision_score
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 
+HERE = Path(__file__).resolve().parent
 CLASSES = np.arange(10)
 EPOCHS = 30
 BATCH = 300
@@ -177,3 +179,108 @@ def iter_holdout(path: Path) -> Iterator[tuple[np.ndarray, int]]:
     """``(sample, label)`` pairs of the hold-out."""
     x, y = read_holdout(path)
     yield from zip(x, y, strict=True)
+
+
+def _template(node: str, script: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """The seed's worker template running one of this directory's scripts."""
+    return {
+        "spec": {
+            "nodeName": node,
+            "containers": [
+                {
+                    "name": f"{script}-worker",
+                    "image": "sedna-py/incremental-learning-digits:latest",
+                    "command": [sys.executable],
+                    "args": [str(HERE / f"{script}.py")],
+                    "env": [{"name": k, "value": v} for k, v in (env or {}).items()],
+                }
+            ],
+        }
+    }
+
+
+def job_manifests(
+    work: Workspace,
+    *,
+    node: str = "edge0",
+    hot: bool = True,
+    threshold: float = 0.05,
+    check_period: int = 5,
+    poll_period: int = 1,
+    name: str = "digits-demo",
+) -> list[dict[str, Any]]:
+    """Dataset, the two Models and the IncrementalLearningJob of seed 003 on this example:
+    every worker on ``node``, train trigger ``num_of_samples > 200`` checked every
+    ``check_period`` seconds, deploy trigger ``precision_delta > threshold``."""
+    meta = {"namespace": "default"}
+    return [
+        {
+            "apiVersion": "sedna.io/v1alpha1",
+            "kind": "Dataset",
+            "metadata": {"name": "incremental-dataset", **meta},
+            "spec": {"url": str(work.index), "format": "txt", "nodeName": node},
+        },
+        *(
+            {
+                "apiVersion": "sedna.io/v1alpha1",
+                "kind": "Model",
+                "metadata": {"name": name, **meta},
+                "spec": {"url": str(path), "format": "pkl"},
+            }
+            for name, path in (
+                ("initial-model", work.initial_model),
+                ("deploy-model", work.deploy_model),
+            )
+        ),
+        {
+            "apiVersion": "sedna.io/v1alpha1",
+            "kind": "IncrementalLearningJob",
+            "metadata": {"name": name, **meta},
+            "spec": {
+                "initialModel": {"name": "initial-model"},
+                "dataset": {"name": "incremental-dataset", "trainProb": 0.8},
+                "trainSpec": {
+                    "template": _template(node, "train"),
+                    "trigger": {
+                        "checkPeriodSeconds": check_period,
+                        "timer": {"start": "00:00", "end": "24:00"},
+                        "condition": {
+                            "operator": ">",
+                            "threshold": 200,
+                            "metric": "num_of_samples",
+                        },
+                    },
+                },
+                "evalSpec": {"template": _template(node, "eval")},
+                "deploySpec": {
+                    "model": {
+                        "name": "deploy-model",
+                        "hotUpdateEnabled": hot,
+                        "pollPeriodSeconds": poll_period,
+                    },
+                    "trigger": {
+                        "condition": {
+                            "operator": ">",
+                            "threshold": threshold,
+                            "metric": "precision_delta",
+                        }
+                    },
+                    "hardExampleMining": {
+                        "name": "CrossEntropy",
+                        "parameters": [{"key": "threshold_cross_entropy", "value": "0.5"}],
+                    },
+                    "template": _template(
+                        node,
+                        "inference",
+                        {
+                            "input_url": str(work.holdout),
+                            "pass_interval": "0.2",
+                            "HE_SAVED_URL": str(work.hard_examples),
+                            "REPORT_INTERVAL_SECONDS": "1",
+                        },
+                    ),
+                },
+                "outputDir": str(work.output),
+            },
+        },
+    ]

@@ -1,6 +1,7 @@
 """Write the example's files under a directory: samples, an empty Dataset index, the hold-out,
-the initial and deploy models. ``python prepare.py DIR``; ``python prepare.py DIR --append N``
-appends batch N (0-based) of 300 labelled samples to the index."""
+the initial and deploy models, and ``DIR/job.yaml`` (Dataset, Models, IncrementalLearningJob).
+``python prepare.py DIR``; ``python prepare.py DIR --append N`` appends batch N (0-based) of 300
+labelled samples to the index."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from digits_il import Workspace
+import yaml
+from digits_il import Workspace, job_manifests
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,11 +18,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("directory", type=Path)
     parser.add_argument("--append", type=int, metavar="N", help="append batch N to the index")
+    parser.add_argument("--node", default="edge0", help="the node every worker runs on")
     args = parser.parse_args(argv)
     work = Workspace(args.directory)
     if args.append is None:
         work.prepare()
+        manifests = job_manifests(work, node=args.node)
+        (work.root / "job.yaml").write_text(yaml.safe_dump_all(manifests, sort_keys=False))
         print(f"prepared {work.root}: {len(work.batches())} batches of samples to append")
+        print(f"submit the job with: kubectl apply -f {work.root / 'job.yaml'}")
         return 0
     batches = work.batches()
     if not 0 <= args.append < len(batches):
