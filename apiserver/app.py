@@ -20,6 +20,7 @@ import yaml
 
 from apiserver import discovery, protobuf
 from apiserver import errors as err
+from apiserver.audit import RequestLog
 from apiserver.errors import ApiError
 from apiserver.objects import (
     APPLY_PATCH,
@@ -156,8 +157,10 @@ class ApiApp:
         token: str | None,
         stopping: threading.Event,
         server_address: Callable[[], str],
+        request_log: RequestLog | None = None,
     ) -> None:
         self.registry = registry
+        self.request_log = request_log
         self.service = service
         self.token = token
         self.stopping = stopping
@@ -171,6 +174,10 @@ class ApiApp:
         try:
             if not self._authorized(request):
                 raise err.unauthorized()
+            if self.request_log is not None:
+                self.request_log.record(
+                    request.method, request.path, request.query, request.header("User-Agent")
+                )
             return self._route(request)
         except ApiError as error:
             return error_response(error)

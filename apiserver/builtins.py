@@ -1,4 +1,5 @@
-"""The built-in kinds: core/v1 namespaces, nodes, pods, events; leases; CRDs themselves."""
+"""The built-in kinds: core/v1 namespaces, nodes, pods, events; leases; CRDs themselves;
+and the kinds stored as given (`apiserver.stored`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 from apiserver.crds import AGE_DESCRIPTION, prepare_crd, validate_crd
 from apiserver.resources import ALL_VERBS, Column, ResourceType
+from apiserver.stored import STORED_TYPES
 from apiserver.table import age
 
 _PRESERVE: dict[str, Any] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
@@ -526,6 +528,7 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     EVENTS,
     LEASES,
     CUSTOM_RESOURCE_DEFINITIONS,
+    *STORED_TYPES,
 )
 
 # Namespaces that exist on a fresh server; the first three cannot be deleted.

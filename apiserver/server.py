@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import IO, Any
 
 from apiserver.app import ApiApp
+from apiserver.audit import RequestLog
 from apiserver.builtins import BUILTIN_TYPES, INITIAL_NAMESPACES
 from apiserver.errors import ApiError
 from apiserver.httpd import ApiHttpServer, tls_context
@@ -46,12 +47,14 @@ class ApiServer:
         crds: Sequence[dict[str, Any]] = (),
         *,
         history_size: int = DEFAULT_HISTORY_SIZE,
+        audit_log: Path | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.host = host
         self._requested_port = port
         self._crds = tuple(copy.deepcopy(dict(c)) for c in crds)
         self._history_size = history_size
+        self._request_log = RequestLog.from_environment(audit_log)
         self._store: Store | None = None
         self._http: ApiHttpServer | None = None
         self._thread: threading.Thread | None = None
@@ -91,6 +94,7 @@ class ApiServer:
             token=self._credentials.token,
             stopping=self._stopping,
             server_address=lambda: f"{self.host}:{self.port}",
+            request_log=self._request_log,
         )
         try:
             self._http = ApiHttpServer(

@@ -183,7 +183,7 @@ metadata:
   name: datasets.sedna.io
 spec:
   group: sedna.io
-  names: {kind: Dataset, plural: datasets, singular: dataset, shortNames: [ds]}
+  names: {kind: Dataset, plural: datasets, singular: dataset, shortNames: [dset]}
   scope: Namespaced
   versions:
     - name: v1alpha1

@@ -162,7 +162,9 @@ def test_discovery_aggregated_and_legacy(api_server: ApiServer) -> None:
     assert core["kind"] == "APIVersions" and core["versions"] == ["v1"]
     _, _, resources = call(api_server, "GET", "/apis/sedna.io/v1alpha1")
     by_name = {r["name"]: r for r in resources["resources"]}
-    assert by_name["datasets"]["shortNames"] == ["ds"] and by_name["datasets"]["namespaced"] is True
+    assert (
+        by_name["datasets"]["shortNames"] == ["dset"] and by_name["datasets"]["namespaced"] is True
+    )
     assert by_name["datasets/status"]["verbs"] == ["get", "patch", "update"]
     _, _, core_v1 = call(api_server, "GET", "/api/v1")
     assert {"namespaces", "events", "pods", "nodes"} <= {r["name"] for r in core_v1["resources"]}

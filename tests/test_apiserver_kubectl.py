@@ -73,7 +73,7 @@ def test_version_discovery_and_namespaces(api_kubectl: Kubectl) -> None:
 
     resources = api_kubectl.ok("api-resources", "--no-headers")
     rows = [line.split() for line in resources.splitlines()]
-    assert ["datasets", "ds", "sedna.io/v1alpha1", "true", "Dataset"] in rows
+    assert ["datasets", "dset", "sedna.io/v1alpha1", "true", "Dataset"] in rows
     assert [
         "jointinferenceservices",
         "jointinferenceservice,jis",
@@ -125,10 +125,10 @@ def test_get_by_every_name_with_printer_columns(api_kubectl: Kubectl) -> None:
     table = api_kubectl.ok("get", "datasets")
     assert table.splitlines()[0].split() == ["NAME", "NODENAME", "FORMAT", "AGE"]
     assert any(line.split()[:3] == ["cols-a", "edge0", "csv"] for line in table.splitlines())
-    for name in ("dataset", "Dataset", "ds", "datasets.sedna.io", "ds.sedna.io"):
+    for name in ("dataset", "Dataset", "dset", "datasets.sedna.io", "dset.sedna.io"):
         assert "cols-a" in api_kubectl.ok("get", name, "cols-a"), name
 
-    wide = api_kubectl.ok("get", "ds", "-o", "wide")
+    wide = api_kubectl.ok("get", "dset", "-o", "wide")
     assert wide.splitlines()[0].split() == ["NAME", "NODENAME", "FORMAT", "SAMPLES", "AGE"]
 
     everywhere = api_kubectl.ok("get", "datasets", "-A")
@@ -137,12 +137,12 @@ def test_get_by_every_name_with_printer_columns(api_kubectl: Kubectl) -> None:
         line.split()[:4] == ["team-a", "cols-b", "edge1", "txt"] for line in everywhere.splitlines()
     )
 
-    names = api_kubectl.ok("get", "ds", "-o", "name", "-A").split()
+    names = api_kubectl.ok("get", "dset", "-o", "name", "-A").split()
     assert {"dataset.sedna.io/cols-a", "dataset.sedna.io/cols-b"} <= set(names)
     chunked = api_kubectl.ok("get", "datasets", "-A", "--chunk-size=1", "-o", "name").split()
     assert sorted(chunked) == sorted(names)
     by_field = api_kubectl.ok(
-        "get", "ds", "-A", "--field-selector", "spec.nodeName=edge1", "-o", "name"
+        "get", "dset", "-A", "--field-selector", "spec.nodeName=edge1", "-o", "name"
     )
     assert by_field.split() == ["dataset.sedna.io/cols-b"]
 
@@ -212,11 +212,11 @@ def test_label_annotate_and_patch_types(api_kubectl: Kubectl) -> None:
     api_kubectl.ok("create", "-f", "-", stdin=_manifest(dataset("patched")))
     api_kubectl.ok("label", "dataset", "patched", "tier=gold")
     api_kubectl.ok("annotate", "dataset", "patched", "example.com/note=hello")
-    assert api_kubectl.ok("get", "ds", "-l", "tier=gold", "-o", "name").split() == [
+    assert api_kubectl.ok("get", "dset", "-l", "tier=gold", "-o", "name").split() == [
         "dataset.sedna.io/patched"
     ]
     assert (
-        api_kubectl.ok("get", "ds", "-l", "tier notin (gold)", "-o", "name")
+        api_kubectl.ok("get", "dset", "-l", "tier notin (gold)", "-o", "name")
         .split()
         .count("dataset.sedna.io/patched")
         == 0
@@ -354,11 +354,11 @@ def test_server_side_apply_and_dry_run(api_kubectl: Kubectl) -> None:
     assert out.strip() == "dataset.sedna.io/ssa serverside-applied"
     manifest["spec"]["format"] = "txt"
     api_kubectl.ok("apply", "--server-side", "-f", "-", stdin=_manifest(manifest))
-    assert api_kubectl.ok("get", "ds", "ssa", "-o", "jsonpath={.spec.format}") == "txt"
+    assert api_kubectl.ok("get", "dset", "ssa", "-o", "jsonpath={.spec.format}") == "txt"
 
     dry = api_kubectl.ok("create", "--dry-run=server", "-f", "-", stdin=_manifest(dataset("dry")))
     assert "dataset.sedna.io/dry created (server dry run)" in dry
-    assert "NotFound" in api_kubectl.fails("get", "ds", "dry")
+    assert "NotFound" in api_kubectl.fails("get", "dset", "dry")
 
 
 def test_explain_uses_the_crd_schema(api_kubectl: Kubectl) -> None:
@@ -441,7 +441,7 @@ def test_namespace_deletion_removes_its_objects(
     )
     assert "NotFound" in api_kubectl.fails("get", "ns", "short-lived")
     assert (
-        api_kubectl.ok("get", "ds", "-A", "--field-selector", "metadata.namespace=short-lived")
+        api_kubectl.ok("get", "dset", "-A", "--field-selector", "metadata.namespace=short-lived")
         == ""
     )
     refused = api_kubectl.fails("delete", "namespace", "default")

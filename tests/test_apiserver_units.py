@@ -361,7 +361,7 @@ def test_crd_checks_and_resource_type() -> None:
         "Dataset",
         "DatasetList",
     )
-    assert rt.status and rt.namespaced and rt.short_names == ("ds",)
+    assert rt.status and rt.namespaced and rt.short_names == ("dset",)
     assert [c.name for c in rt.version_columns("v1alpha1")] == [
         "NodeName",
         "Format",
@@ -418,7 +418,7 @@ def test_discovery_lists_crd_groups_by_name() -> None:
     assert [item["metadata"]["name"] for item in doc["items"]] == ["neptune.io", "sedna.io"]
     sedna = doc["items"][1]["versions"][0]["resources"]
     datasets = next(r for r in sedna if r["resource"] == "datasets")
-    assert datasets["shortNames"] == ["ds"] and datasets["singularResource"] == "dataset"
+    assert datasets["shortNames"] == ["dset"] and datasets["singularResource"] == "dataset"
     assert datasets["subresources"][0]["subresource"] == "status"
     accept = (
         "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"
