@@ -21,6 +21,8 @@ from gm.settings import GMSettings
 
 log = logging.getLogger(__name__)
 
+USER_AGENT = "sedna-gm"
+
 
 def api_client_for(kubeconfig: str | None) -> client.ApiClient:
     """An API client from a kubeconfig file, or the in-cluster service account."""
@@ -41,6 +43,8 @@ class GMApp:
         self.settings = settings
         self.metrics = GMMetrics()
         self.api_client = api_client_for(settings.kubeconfig)
+        # Names the GM in API server logs (and the RBAC test's request log).
+        self.api_client.user_agent = USER_AGENT
         password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
         self.bus = BusClient(
             f"sedna-gm-{settings.identity}",

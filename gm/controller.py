@@ -527,6 +527,8 @@ class GlobalManager:
         self.metrics.node_online.labels(node=node).set(1 if state.state == "online" else 0)
         for listener in self.node_listeners:
             listener(node, state.state)
+        if self._pods is not None:
+            return  # with Pods, the kubelet (KubeEdge's edged) owns the Node and its conditions
         try:
             self._record_node(node, state)
         except ApiException as exc:

@@ -13,8 +13,11 @@ import pytest
 import yaml
 from kubernetes import client
 
+from apis import crd_manifests
+from apiserver import ApiServer
 from gm.app import api_client_for
 from sedna_cli.stack import Stack, StackOptions
+from tests.apiserver_fixtures import Kubectl
 from tests.services import wait_for
 
 WORKERS = Path(__file__).parent / "workers"
@@ -63,6 +66,32 @@ class Cluster:
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
     """A fresh stack with nodes cloud0 and edge0 (auth and ACLs on)."""
     stack = Stack(StackOptions(data_dir=tmp_path / "sedna", nodes=["cloud0", "edge0"]))
+    stack.start()
+    try:
+        yield Cluster(stack, tmp_path / "kube-cache")
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="module")
+def crds_kubectl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubectl]:
+    """kubectl against an embedded API server serving the project's own CRDs."""
+    server = ApiServer(tmp_path_factory.mktemp("apiserver"), crds=crd_manifests())
+    server.start()
+    kubeconfig = tmp_path_factory.mktemp("kube") / "config"
+    server.write_kubeconfig(kubeconfig)
+    try:
+        yield Kubectl(kubeconfig, tmp_path_factory.mktemp("cache"))
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pods_cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """A fresh stack with the ``pods`` backend (the cluster mode), nodes cloud0 and edge0."""
+    stack = Stack(
+        StackOptions(data_dir=tmp_path / "sedna", nodes=["cloud0", "edge0"], backend="pods")
+    )
     stack.start()
     try:
         yield Cluster(stack, tmp_path / "kube-cache")

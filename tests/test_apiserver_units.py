@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from apiserver import errors as err
+from apiserver.audit import request_attributes
 from apiserver.crds import resource_type_from_crd, validate_crd, version_priority
 from apiserver.discovery import aggregated, aggregated_version, in_server_order
 from apiserver.jsonpath import JsonPathError, first
@@ -380,6 +381,37 @@ def test_crd_checks_and_resource_type() -> None:
     )
     assert any("must have exactly one version marked as storage version" in m for m in messages)
     assert any(m.startswith("spec.versions[1].name: Duplicate value") for m in messages)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "query", "expected"),
+    [
+        ("GET", "/api/v1/namespaces/d/pods", {}, ("list", "", "pods", "", "d", "")),
+        ("GET", "/api/v1/pods", {"watch": "true"}, ("watch", "", "pods", "", "", "")),
+        ("PATCH", "/apis/sedna.io/v1alpha1/namespaces/d/datasets/x/status", {},
+         ("patch", "sedna.io", "datasets", "status", "d", "x")),
+        ("DELETE", "/api/v1/namespaces/gone", {}, ("delete", "", "namespaces", "", "", "gone")),
+        ("GET", "/api/v1/namespaces/n/status", {},
+         ("get", "", "namespaces", "status", "", "n")),
+        ("POST", "/apis/coordination.k8s.io/v1/namespaces/s/leases", {},
+         ("create", "coordination.k8s.io", "leases", "", "s", "")),
+        ("DELETE", "/api/v1/namespaces/d/pods", {},
+         ("deletecollection", "", "pods", "", "d", "")),
+    ],
+)  # fmt: skip
+def test_request_attributes_are_what_rbac_sees(
+    method: str, path: str, query: dict[str, str], expected: tuple[str, ...]
+) -> None:
+    got = request_attributes(method, path, query)
+    assert got is not None
+    assert (got.verb, got.api_group, got.resource, got.subresource, got.namespace, got.name) == (
+        expected
+    )
+
+
+@pytest.mark.parametrize("path", ["/apis", "/api/v1", "/apis/sedna.io/v1alpha1", "/openapi/v3"])
+def test_discovery_and_openapi_are_not_resource_requests(path: str) -> None:
+    assert request_attributes("GET", path, {}) is None
 
 
 def test_groups_are_listed_in_kube_apiserver_order() -> None:

@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from kubernetes import client
 
 from gm.app import api_client_for
-from sedna_cli.stack import Stack, StackOptions
 from tests.e2e import Cluster, joint_inference, models
 from tests.services import wait_for
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def pods_cluster(tmp_path: Path) -> Iterator[Cluster]:
-    stack = Stack(
-        StackOptions(data_dir=tmp_path / "sedna", nodes=["cloud0", "edge0"], backend="pods")
-    )
-    stack.start()
-    try:
-        yield Cluster(stack, tmp_path / "kube-cache")
-    finally:
-        stack.stop()
 
 
 def test_workers_become_owned_pods_whose_phases_drive_the_status(pods_cluster: Cluster) -> None:

@@ -4,29 +4,20 @@ sample applies unchanged and reads back whole; bad resources are refused naming 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from apis import crd_manifests
-from apiserver import ApiServer
 from tests.apiserver_fixtures import Kubectl
 from tests.test_apis import ALL_SAMPLES, SAMPLES, load_sample
 
 
 @pytest.fixture(scope="module")
-def kubectl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubectl]:
-    server = ApiServer(tmp_path_factory.mktemp("apiserver"), crds=crd_manifests())
-    server.start()
-    kubeconfig = tmp_path_factory.mktemp("kube") / "config"
-    server.write_kubeconfig(kubeconfig)
-    try:
-        yield Kubectl(kubeconfig, tmp_path_factory.mktemp("cache"))
-    finally:
-        server.stop()
+def kubectl(crds_kubectl: Kubectl) -> Kubectl:
+    """The module's kubectl (the project's CRDs on the embedded server)."""
+    return crds_kubectl
 
 
 def _contains(stored: Any, given: Any, path: str = "") -> list[str]:
@@ -72,7 +63,9 @@ def test_get_by_every_name_with_printer_columns(kubectl: Kubectl) -> None:
     assert "helmet-detection-demo" in kubectl.ok("get", "neptunejointinferenceservices")
     for name in ("ji", "jis", "jointinferenceservice", "jointinferenceservices"):
         assert "neptune.io" not in kubectl.ok("get", name, "-A", "-o", "name"), name
-    assert "doesn't have a resource type" in kubectl.fails("get", "ds")
+    daemonsets = kubectl.ok("get", "ds", "-A", "-o", "name")  # ds is DaemonSets, as everywhere
+    assert "dataset" not in daemonsets
+    assert "daemonsets" in kubectl.ok("api-resources", "--api-group=apps", "-o", "name")
     everything = kubectl.ok("get", "sedna", "-A", "-o", "name")
     assert "model.sedna.io/deploy-model" in everything
 
