@@ -148,6 +148,8 @@ class Resource(ApiModel):
     GROUP: ClassVar[str] = ""
     VERSION: ClassVar[str] = ""
     KIND: ClassVar[str] = ""
+    #: The canonical kind a legacy kind converts to (``apis.to_canonical``); empty: itself.
+    CANONICAL_KIND: ClassVar[str] = ""
 
     api_version: str = ""
     kind: str = ""

@@ -90,6 +90,7 @@ class LegacyJointInferenceService(SednaResource):
 
     GROUP: ClassVar[str] = NEPTUNE_GROUP
     KIND: ClassVar[str] = "JointInferenceService"
+    CANONICAL_KIND: ClassVar[str] = JointInferenceService.KIND
     spec: LegacyJointInferenceServiceSpec
     status: JointInferenceServiceStatus | None = None
 
@@ -124,6 +125,7 @@ class FederatedLearningTask(SednaResource):
 
     GROUP: ClassVar[str] = EDGEAI_GROUP
     KIND: ClassVar[str] = "FederatedLearningTask"
+    CANONICAL_KIND: ClassVar[str] = FederatedLearningJob.KIND
     spec: FederatedLearningTaskSpec
     status: FederatedLearningJobStatus | None = None
 

@@ -46,6 +46,11 @@ class KindInfo(BaseModel):
         return self.model.KIND
 
     @property
+    def canonical_kind(self) -> str:
+        """The canonical kind this kind is read as (a legacy kind's conversion target)."""
+        return self.model.CANONICAL_KIND or self.model.KIND
+
+    @property
     def group(self) -> str:
         """The API group, e.g. ``sedna.io``."""
         return self.model.GROUP

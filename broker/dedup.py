@@ -17,10 +17,11 @@ DEFAULT_TTL = 7 * 24 * 3600.0
 class Dedup:
     """Remembers the ids of applied upstream messages for ``ttl`` seconds.
 
-    `seen_before` claims an id atomically (``SET NX PX``), so of several GM replicas receiving
-    copies of one message exactly one applies it. If applying fails, `forget` releases the claim
-    so the LC's re-sent copy gets applied. Waits for Redis across restarts (never raises on a
-    connection error unless ``timeout`` is set).
+    The receiver checks `applied` and calls `mark_applied` once the message is durably applied
+    (an apply that is idempotent for copies), so a crash between the two re-applies a copy
+    harmlessly instead of losing it. `seen_before` claims an id atomically (``SET NX PX``) for
+    callers whose apply is not idempotent; `forget` releases such a claim. Waits for Redis
+    across restarts (never raises on a connection error unless ``timeout`` is set).
     """
 
     def __init__(
@@ -58,6 +59,28 @@ class Dedup:
             return self._redis.get(key) == token
 
         return not retry_redis(claim, what="dedup claim", timeout=self._timeout, stop=self._stop)
+
+    def applied(self, message_id: str) -> bool:
+        """Whether ``message_id`` was marked applied (by :meth:`mark_applied`)."""
+        key = self._key(message_id)
+        return bool(
+            retry_redis(
+                lambda: self._redis.exists(key),
+                what="dedup check",
+                timeout=self._timeout,
+                stop=self._stop,
+            )
+        )
+
+    def mark_applied(self, message_id: str) -> None:
+        """Remember ``message_id`` as applied, after applying it durably."""
+        key = self._key(message_id)
+        retry_redis(
+            lambda: self._redis.set(key, b"applied", px=self._ttl_ms),
+            what="dedup mark",
+            timeout=self._timeout,
+            stop=self._stop,
+        )
 
     def forget(self, message_id: str) -> None:
         """Release a claim (the message was not applied after all)."""

@@ -1,9 +1,11 @@
 """The GM's end of upstream delivery: decode, de-duplicate, apply once, acknowledge.
 
-Subscribes ``$share/gm/sedna/node/+/up/#``; for every envelope it claims the id in `Dedup`,
-calls ``apply`` for a first copy, and publishes the id on ``sedna/node/<node>/ack`` (again for a
-duplicate, whose earlier ack may have been lost). If ``apply`` raises, the claim is released and
-no ack is sent, so the LC's outbox re-sends the message later.
+Subscribes ``$share/gm/sedna/node/+/up/#``; for every envelope whose id `Dedup` has not seen
+applied it calls ``apply``, then marks the id applied and publishes it on
+``sedna/node/<node>/ack`` (again for a duplicate, whose earlier ack may have been lost). If
+``apply`` raises, nothing is marked and no ack is sent, so the LC's outbox re-sends the message
+later. ``apply`` must make the message durable before it returns and be idempotent for copies:
+a crash between applying and marking re-applies the re-sent copy, which must change nothing.
 """
 
 from __future__ import annotations
@@ -66,18 +68,18 @@ class UpstreamReceiver:
             )
             self._on_malformed("node-mismatch")
             return
-        if self._dedup.seen_before(envelope.id):
+        if self._dedup.applied(envelope.id):
             log.debug("duplicate upstream message", extra={"id": envelope.id, "seq": envelope.seq})
         else:
             try:
                 self._apply(topic, envelope)
             except Exception:
-                self._dedup.forget(envelope.id)
                 log.exception(
                     "applying upstream message failed; the LC will re-send it",
                     extra={"topic": message.topic, "id": envelope.id},
                 )
                 return
+            self._dedup.mark_applied(envelope.id)
         try:
             future = self._bus.publish_async(ack_topic(topic.node), Ack(ids=[envelope.id]))
         except BusClosed:

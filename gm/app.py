@@ -58,7 +58,7 @@ class GMApp:
             settings.identity,
             settings.lease_duration,
         )
-        self.manager = GlobalManager(settings, self.api_client, self.bus, self.metrics)
+        self.manager = GlobalManager(settings, self.api_client, self.bus, self.metrics, self.redis)
         self.metrics.registry.register(JobStateCollector(self.manager.job_objects))
         self.receiver = UpstreamReceiver(
             self.bus,

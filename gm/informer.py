@@ -75,6 +75,16 @@ class Informer:
         with self._lock:
             return list(self._cache.values())
 
+    def observe(self, obj: Obj) -> None:
+        """Cache ``obj`` as returned by the GM's own write, unless the cache already has a newer
+        version: the next write then carries its resourceVersion without waiting for the watch
+        (client-go's mutation cache). No handler is called; the watch event follows."""
+        key = object_key(obj)
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is None or _newer(obj, cached):
+                self._cache[key] = obj
+
     def _to_dict(self, obj: Any) -> Obj:
         return obj if isinstance(obj, dict) else self._api_client.sanitize_for_serialization(obj)
 
@@ -103,7 +113,7 @@ class Informer:
         with self._lock:
             if event_type == "DELETED":
                 self._cache.pop(key, None)
-            else:
+            elif key not in self._cache or not _newer(self._cache[key], obj):
                 self._cache[key] = obj
         self._handler(event_type, obj)
 
@@ -149,3 +159,12 @@ class Informer:
                 log.warning("list/watch failed: %s", exc, extra={"informer": self.name})
                 self._stop.wait(self._retry_delay)
                 resource_version = ""
+
+
+def _newer(a: Obj, b: Obj) -> bool:
+    """Whether ``a`` is a later version than ``b`` (resourceVersions compared as numbers, as the
+    embedded API server and etcd issue them; versions that are not numbers are never newer)."""
+    try:
+        return int(a["metadata"]["resourceVersion"]) > int(b["metadata"]["resourceVersion"])
+    except (KeyError, TypeError, ValueError):
+        return False

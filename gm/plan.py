@@ -1,7 +1,8 @@
-"""Which workers a resource needs: a pure function of the resource and what it refers to.
+"""What planning workers is made of: the desired worker, the planning context, shared helpers.
 
-Every worker gets Sedna's environment variables (see ARCHITECTURE.md, "Worker environment") on
-top of its template's own ``env``; the LC adds ``LC_SERVER``, which only it knows.
+Each job kind plans its own workers (``gm.kinds``); every worker gets Sedna's environment
+variables (see ARCHITECTURE.md, "Worker environment") on top of its template's own ``env``; the
+LC adds ``LC_SERVER``, which only it knows.
 """
 
 from __future__ import annotations
@@ -13,15 +14,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from apis import (
-    FederatedLearningJob,
-    IncrementalLearningJob,
-    JointInferenceService,
-    LifelongLearningJob,
-    Resource,
-)
+from apis import Resource
 from apis.base import OwnerReference, PodTemplateSpec
 from apis.kinds import HardExampleMining
+
+#: The label that names a worker's role in its job, on every worker Pod.
+ROLE_LABEL = "sedna.io/worker-role"
 
 
 class PlanError(ValueError):
@@ -54,7 +52,7 @@ class DesiredWorker(BaseModel):
             **(template_meta.get("labels") or {}),
             "sedna.io/owner-kind": self.owner.kind,
             "sedna.io/owner-name": self.owner.name,
-            "sedna.io/worker-role": self.role,
+            ROLE_LABEL: self.role,
         }
         return {
             "apiVersion": "v1",
@@ -91,28 +89,32 @@ class PlanContext(BaseModel):
         return address
 
 
-def _need(mapping: Mapping[str, Any], key: str, what: str) -> Any:
+def need(mapping: Mapping[str, Any], key: str, what: str) -> Any:
+    """``mapping[key]``, or a :class:`PlanError` saying which ``what`` is missing."""
     try:
         return mapping[key]
     except KeyError:
         raise PlanError(f"{what} {key!r} not found") from None
 
 
-def _node_of(template: PodTemplateSpec, where: str) -> str:
+def node_of(template: PodTemplateSpec, where: str) -> str:
+    """The node a worker template names (``<where>.template.spec.nodeName``), required."""
     node = template.spec.node_name
     if not node:
         raise PlanError(f"{where}.template.spec.nodeName: Required value")
     return node
 
 
-def _namespace(resource: Resource) -> str:
+def namespace(resource: Resource) -> str:
+    """The resource's namespace (``default`` when unset)."""
     return resource.metadata.namespace or "default"
 
 
-def _base_env(resource: Resource, worker: str, node: str) -> dict[str, str]:
+def base_env(resource: Resource, worker: str, node: str) -> dict[str, str]:
+    """The variables every worker gets: namespace, node, worker and job names."""
     name = resource.metadata.name
     return {
-        "NAMESPACE": _namespace(resource),
+        "NAMESPACE": namespace(resource),
         "NODE_NAME": node,
         "WORKER_NAME": worker,
         "JOB_NAME": name,
@@ -128,136 +130,9 @@ def hem_env(mining: HardExampleMining | None) -> dict[str, str]:
     return {"HEM_NAME": mining.name, "HEM_PARAMETERS": json.dumps(params)}
 
 
-def _template(template: PodTemplateSpec) -> dict[str, Any]:
+def template_dict(template: PodTemplateSpec) -> dict[str, Any]:
+    """A pod template as the JSON the API serves."""
     return template.model_dump(mode="json", by_alias=True, exclude_none=True)
-
-
-def plan_joint_inference(
-    svc: JointInferenceService, owner: OwnerReference, ctx: PlanContext
-) -> list[DesiredWorker]:
-    """A cloud worker serving the big model and an edge worker mining hard examples."""
-    edge, cloud = svc.spec.edge_worker, svc.spec.cloud_worker
-    cloud_node = _node_of(cloud.template, "spec.cloudWorker")
-    edge_node = _node_of(edge.template, "spec.edgeWorker")
-    port = str(_need(ctx.ports, "cloud", "port for"))
-    name = svc.metadata.name
-    cloud_env = {
-        **_base_env(svc, f"{name}-cloud", cloud_node),
-        "MODEL_URL": _need(ctx.model_urls, cloud.model.name, "model"),
-        "BIG_MODEL_BIND_PORT": port,
-    }
-    edge_env = {
-        **_base_env(svc, f"{name}-edge", edge_node),
-        "MODEL_URL": _need(ctx.model_urls, edge.model.name, "model"),
-        "BIG_MODEL_IP": ctx.node_address(cloud_node),
-        "BIG_MODEL_PORT": port,
-        **hem_env(edge.hard_example_mining),
-    }
-    return [
-        DesiredWorker(
-            name=f"{name}-cloud",
-            namespace=_namespace(svc),
-            node=cloud_node,
-            role="cloud",
-            owner=owner,
-            template=_template(cloud.template),
-            env=cloud_env,
-            restart_policy="Always",
-        ),
-        DesiredWorker(
-            name=f"{name}-edge",
-            namespace=_namespace(svc),
-            node=edge_node,
-            role="edge",
-            owner=owner,
-            template=_template(edge.template),
-            env=edge_env,
-            restart_policy="Always",
-        ),
-    ]
-
-
-def _pretrained_env(job: FederatedLearningJob, ctx: PlanContext) -> dict[str, str]:
-    """``BASE_MODEL_URL``: the ``pretrainedModel`` the first round starts from, if any."""
-    pretrained = job.spec.pretrained_model
-    if pretrained is None:
-        return {}
-    return {"BASE_MODEL_URL": _need(ctx.model_urls, pretrained.name, "model")}
-
-
-def plan_federated_learning(
-    job: FederatedLearningJob, owner: OwnerReference, ctx: PlanContext
-) -> list[DesiredWorker]:
-    """One aggregation worker and one training worker per entry of ``trainingWorkers``."""
-    name = job.metadata.name
-    agg = job.spec.aggregation_worker
-    agg_node = _node_of(agg.template, "spec.aggregationWorker")
-    port = str(_need(ctx.ports, "aggregation", "port for"))
-    participants = str(len(job.spec.training_workers))
-    common = {"PARTICIPANTS_COUNT": participants, "SEDNA_JOB_TOKEN": ctx.job_token}
-    workers = [
-        DesiredWorker(
-            name=f"{name}-aggregation",
-            namespace=_namespace(job),
-            node=agg_node,
-            role="aggregation",
-            owner=owner,
-            template=_template(agg.template),
-            env={
-                **_base_env(job, f"{name}-aggregation", agg_node),
-                **common,
-                "AGG_BIND_PORT": port,
-                "MODEL_URL": _need(ctx.model_urls, agg.model.name, "model"),
-                **_pretrained_env(job, ctx),
-            },
-        )
-    ]
-    agg_address = ctx.node_address(agg_node)
-    for index, trainer in enumerate(job.spec.training_workers):
-        where = f"spec.trainingWorkers[{index}]"
-        worker = f"{name}-training-{index}"
-        node = _node_of(trainer.template, where)
-        workers.append(
-            DesiredWorker(
-                name=worker,
-                namespace=_namespace(job),
-                node=node,
-                role="training",
-                owner=owner,
-                template=_template(trainer.template),
-                env={
-                    **_base_env(job, worker, node),
-                    **common,
-                    "AGG_IP": agg_address,
-                    "AGG_PORT": port,
-                    "TRAIN_DATASET_URL": _need(ctx.dataset_urls, trainer.dataset.name, "dataset"),
-                },
-            )
-        )
-    return workers
-
-
-def plan_workers(
-    resource: Resource, owner: OwnerReference, ctx: PlanContext
-) -> list[DesiredWorker]:
-    """The workers ``resource`` (canonical form) needs now."""
-    if isinstance(resource, JointInferenceService):
-        return plan_joint_inference(resource, owner, ctx)
-    if isinstance(resource, FederatedLearningJob):
-        return plan_federated_learning(resource, owner, ctx)
-    if isinstance(resource, IncrementalLearningJob | LifelongLearningJob):
-        # Staged jobs start their workers stage by stage (trigger evaluation); not yet planned.
-        return []
-    return []
-
-
-def ports_needed(resource: Resource) -> tuple[str, ...]:
-    """The roles of ``resource`` that listen on a port the GM must allocate."""
-    if isinstance(resource, JointInferenceService):
-        return ("cloud",)
-    if isinstance(resource, FederatedLearningJob):
-        return ("aggregation",)
-    return ()
 
 
 def allocate_port(used: set[int], seed: str, low: int = 20000, high: int = 29999) -> int:
@@ -269,3 +144,27 @@ def allocate_port(used: set[int], seed: str, low: int = 20000, high: int = 29999
         if port not in used:
             return port
     raise PlanError(f"no free port left in {low}-{high}")
+
+
+def desired_worker(
+    resource: Resource,
+    owner: OwnerReference,
+    *,
+    role: str,
+    name: str,
+    node: str,
+    template: PodTemplateSpec,
+    env: dict[str, str],
+    restart_policy: str = "OnFailure",
+) -> DesiredWorker:
+    """A worker of ``resource`` with the base environment under its own ``env``."""
+    return DesiredWorker(
+        name=name,
+        namespace=namespace(resource),
+        node=node,
+        role=role,
+        owner=owner,
+        template=template_dict(template),
+        env={**base_env(resource, name, node), **env},
+        restart_policy=restart_policy,
+    )

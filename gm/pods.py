@@ -23,7 +23,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from apis.base import OwnerReference
-from gm.plan import DesiredWorker
+from gm.plan import ROLE_LABEL, DesiredWorker
 
 log = logging.getLogger(__name__)
 
@@ -108,13 +108,15 @@ class PodsBackend:
 
 
 def phases_from_pods(pods: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Worker status entries (name -> phase, node, restarts) from Pod objects."""
+    """Worker status entries (name -> role, phase, node, restarts) from Pod objects."""
     entries = {}
     for pod in pods:
         status = pod.get("status") or {}
         restarts = sum(c.get("restartCount", 0) for c in status.get("containerStatuses") or [])
+        labels = pod["metadata"].get("labels") or {}
         entries[pod["metadata"]["name"]] = {
             "name": pod["metadata"]["name"],
+            "role": labels.get(ROLE_LABEL),
             "nodeName": (pod.get("spec") or {}).get("nodeName"),
             "phase": status.get("phase") or "Pending",
             "restartCount": restarts,

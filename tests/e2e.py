@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import subprocess
 import sys
@@ -16,6 +18,8 @@ from kubernetes import client
 from apis import crd_manifests
 from apiserver import ApiServer
 from gm.app import api_client_for
+from lc.agent import LocalController
+from lc.workertokens import TOKEN_HEADER
 from sedna_cli.stack import Stack, StackOptions
 from tests.apiserver_fixtures import Kubectl
 from tests.services import wait_for
@@ -171,3 +175,24 @@ def status_metrics(cluster: Cluster, name: str) -> dict[str, str]:
     """``status.metrics`` of a JointInferenceService as a dict."""
     found = cluster.status("jointinferenceservices", name).get("metrics") or []
     return {m["key"]: m["value"] for m in found}
+
+
+def post_report(
+    lc: LocalController, worker: str, body: dict[str, Any]
+) -> tuple[int, dict[str, Any]]:
+    """POST a report as the worker would, with the token its LC gave it."""
+    conn = http.client.HTTPConnection("127.0.0.1", lc.reports.port, timeout=10)
+    try:
+        conn.request(
+            "POST",
+            f"/sedna/workers/{worker}/info",
+            body=json.dumps(body).encode(),
+            headers={
+                "Content-Type": "application/json",
+                TOKEN_HEADER: lc.tokens.token(body.get("namespace", "default"), worker),
+            },
+        )
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        conn.close()

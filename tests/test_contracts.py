@@ -7,7 +7,6 @@ alike, and whatever the LC accepts must reach the job's status, never a "retry l
 
 from __future__ import annotations
 
-import http.client
 import json
 from pathlib import Path
 from typing import Any
@@ -16,12 +15,10 @@ import pytest
 from pydantic import ValidationError
 
 from apis.messages import WorkerMessage, WorkerReport, parse_upstream
-from lc.agent import LocalController
 from lc.errors import InvalidReport
 from lc.reports import parse_report
-from lc.workertokens import TOKEN_HEADER
 from sedna.common import report as library
-from tests.e2e import Cluster, run_joint_inference
+from tests.e2e import Cluster, post_report, run_joint_inference
 from tests.services import wait_for
 
 FIXTURES = Path(__file__).parent / "contracts"
@@ -70,25 +67,6 @@ def test_upstream_union_is_told_apart_by_type() -> None:
         parse_upstream({"type": "dataset", "numberOfSamples": -1})
 
 
-def _post(lc: LocalController, worker: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    """POST a report as the worker would, with the token its LC gave it."""
-    conn = http.client.HTTPConnection("127.0.0.1", lc.reports.port, timeout=10)
-    try:
-        conn.request(
-            "POST",
-            f"/sedna/workers/{worker}/info",
-            body=json.dumps(body).encode(),
-            headers={
-                "Content-Type": "application/json",
-                TOKEN_HEADER: lc.tokens.token(body.get("namespace", "default"), worker),
-            },
-        )
-        response = conn.getresponse()
-        return response.status, json.loads(response.read())
-    finally:
-        conn.close()
-
-
 @pytest.mark.slow
 def test_list_and_text_metrics_land_in_status_and_a_bad_report_is_a_400(
     cluster: Cluster,
@@ -104,7 +82,7 @@ def test_list_and_text_metrics_land_in_status_and_a_bad_report_is_a_400(
         "status": "running",
     }
     bad = {**base, "results": [{"format": "pkl", "url": "/m", "metrics": {"cm": {"tp": 1}}}]}
-    status, answer = _post(lc, "metrics-edge", bad)
+    status, answer = post_report(lc, "metrics-edge", bad)
     assert status == 400 and answer["field"] == "results[0].metrics.cm"
     good = {
         **base,
@@ -113,7 +91,7 @@ def test_list_and_text_metrics_land_in_status_and_a_bad_report_is_a_400(
             {"format": "pkl", "url": "/m", "metrics": {"precision": [0.91, 0.88], "note": "n/a"}}
         ],
     }
-    assert _post(lc, "metrics-edge", good)[0] == 200
+    assert post_report(lc, "metrics-edge", good)[0] == 200
 
     def metrics() -> dict[str, str]:
         found = cluster.status("jointinferenceservices", "metrics").get("metrics") or []
@@ -138,5 +116,5 @@ def test_a_report_for_an_unknown_worker_is_a_403_not_retry_later(cluster: Cluste
         "kind": "inference",
         "status": "running",
     }
-    status, answer = _post(cluster.stack.lcs["edge0"], "nobody", body)
+    status, answer = post_report(cluster.stack.lcs["edge0"], "nobody", body)
     assert (status, answer["error"]) == (403, "unknown_worker")

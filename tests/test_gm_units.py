@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from typing import Any
 
 import pytest
 
@@ -11,11 +12,31 @@ from apis import parse_resource, to_canonical
 from apis.base import OwnerReference
 from apis.kinds import ObjectRef, WorkerStatus
 from apis.messages import WorkerMessage, WorkerOutput
-from gm import status as rules
-from gm.plan import PlanContext, PlanError, allocate_port, plan_workers
-from gm.reports import apply_worker_message
+from gm.kinds import JobPolicy, policy_for_kind
+from gm.kinds.federated_learning import federated_learning_status
+from gm.kinds.joint_inference import joint_inference_status
+from gm.plan import DesiredWorker, PlanContext, PlanError, allocate_port
+from gm.status import same_status
 from gm.workqueue import WorkQueue
 from tests.test_apis import load_sample
+
+
+def _policy(kind: str) -> JobPolicy:
+    policy = policy_for_kind(kind)
+    assert isinstance(policy, JobPolicy)
+    return policy
+
+
+def plan_workers(resource: Any, owner: OwnerReference, ctx: PlanContext) -> list[DesiredWorker]:
+    """The workers the resource's kind policy plans (no status yet)."""
+    return _policy(resource.KIND).plan(resource, owner, ctx, {})
+
+
+def apply_worker_message(
+    kind: str, status: dict[str, Any], message: WorkerMessage, role: str | None, stamp: str
+) -> dict[str, Any]:
+    """The status after the kind policy folds one worker message in."""
+    return _policy(kind).fold(status, message, role, stamp)
 
 
 class FakeClock:
@@ -169,19 +190,19 @@ def _worker(name: str, phase: str, role: str) -> WorkerStatus:
 
 
 def test_joint_inference_conditions_append_only_on_change() -> None:
-    pending = rules.joint_inference_status({}, [_worker("a", "Running", "edge")], 2, "t1")
+    pending = joint_inference_status({}, [_worker("a", "Running", "edge")], 2, "t1")
     assert [c["type"] for c in pending["conditions"]] == ["Pending"]
-    running = rules.joint_inference_status(
+    running = joint_inference_status(
         pending, [_worker("a", "Running", "edge"), _worker("b", "Running", "cloud")], 2, "t2"
     )
     assert [c["type"] for c in running["conditions"]] == ["Pending", "Running"]
-    again = rules.joint_inference_status(
+    again = joint_inference_status(
         running, [_worker("a", "Running", "edge"), _worker("b", "Running", "cloud")], 2, "t3"
     )
     assert len(again["conditions"]) == 2
     assert again["conditions"][-1]["lastHeartbeatTime"] == "t3"
-    assert rules.same_status(running, again)
-    failed = rules.joint_inference_status(
+    assert same_status(running, again)
+    failed = joint_inference_status(
         again, [_worker("a", "Failed", "edge"), _worker("b", "Running", "cloud")], 2, "t4"
     )
     assert (failed["conditions"][-1]["type"], failed["active"], failed["failed"]) == (
@@ -197,16 +218,16 @@ def test_federated_job_follows_its_aggregator_and_survives_a_failed_trainer() ->
         _worker("j-training-0", "Running", "training"),
         _worker("j-training-1", "Failed", "training"),
     ]
-    running = rules.federated_learning_status({}, workers, 3, "t1")
+    running = federated_learning_status({}, workers, 3, "t1")
     assert (running["phase"], running["failed"]) == ("Running", 1)
     workers[0] = _worker("j-aggregation", "Succeeded", "aggregation")
-    done = rules.federated_learning_status(running, workers, 3, "t2")
+    done = federated_learning_status(running, workers, 3, "t2")
     assert done["phase"] == "Succeeded"
     assert done["completionTime"] == "t2"
     assert done["conditions"][-1]["type"] == "Complete"
     # A terminal phase never changes again.
     workers[0] = _worker("j-aggregation", "Failed", "aggregation")
-    assert rules.federated_learning_status(done, workers, 3, "t3")["phase"] == "Succeeded"
+    assert federated_learning_status(done, workers, 3, "t3")["phase"] == "Succeeded"
 
 
 def test_edge_report_fills_joint_inference_metrics() -> None:
@@ -247,7 +268,7 @@ def test_aggregator_report_fills_rounds_and_nodes() -> None:
 
 def test_service_keeps_running_when_its_edge_stream_finished() -> None:
     workers = [_worker("s-edge", "Succeeded", "edge"), _worker("s-cloud", "Running", "cloud")]
-    status = rules.joint_inference_status({}, workers, 2, "t")
+    status = joint_inference_status({}, workers, 2, "t")
     assert status["conditions"][-1]["type"] == "Running"
     assert (status["active"], status["failed"]) == (1, 0)
 

@@ -1,0 +1,71 @@
+"""The GM's end of upstream messages: decode once, record, and queue the object's status write.
+
+``broker.upstream.UpstreamReceiver`` calls :meth:`UpstreamRecorder.apply` for every message id it
+has not seen applied, and acknowledges the message when ``apply`` returns. ``apply`` decodes the
+payload into the typed union (``apis.messages.parse_upstream``), records it durably
+(``gm.records``) and puts the object's key on the work queue, whose reconcile computes and
+writes the status. A payload that can never be applied is counted, logged and dropped (returned
+from, so it is acknowledged and not re-sent for ever).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from pydantic import ValidationError
+
+from apis import KINDS, KindInfo
+from apis.messages import WorkerMessage, parse_upstream
+from broker.envelope import Envelope, MalformedMessage
+from broker.topics import UpTopic
+from gm.metrics import GMMetrics
+from gm.records import Records
+
+log = logging.getLogger(__name__)
+
+#: The work-queue key of an object: ``<plural>.<group>/<namespace>/<name>``.
+KeyOf = Callable[[KindInfo, str, str], str]
+
+
+def find_kind(kind: str, api_version: str | None) -> KindInfo:
+    """The served kind named on an upstream topic (its group from the message, if it says)."""
+    for info in KINDS:
+        if info.kind == kind and (api_version is None or info.api_version == api_version):
+            return info
+    raise MalformedMessage(f"no served kind {kind!r} in {api_version!r}")
+
+
+class UpstreamRecorder:
+    """Turns upstream envelopes into records and queued status writes."""
+
+    def __init__(
+        self,
+        records: Records,
+        key_of: KeyOf,
+        enqueue: Callable[[str], None],
+        metrics: GMMetrics,
+    ) -> None:
+        self._records = records
+        self._key_of = key_of
+        self._enqueue = enqueue
+        self._metrics = metrics
+
+    def apply(self, topic: UpTopic, envelope: Envelope) -> None:
+        """Record one upstream message; raises only when it must be re-sent (Redis gone)."""
+        self._metrics.upstream.labels(kind=topic.kind).inc()
+        try:
+            message = parse_upstream(envelope.payload)
+            api_version = message.owner_api_version if isinstance(message, WorkerMessage) else None
+            info = find_kind(topic.kind, api_version)
+        except (ValidationError, MalformedMessage) as exc:
+            self._metrics.malformed.labels(source="payload").inc()
+            log.error(
+                "dropping an upstream message with a bad payload: %s",
+                exc,
+                extra={"node": envelope.node, "kind": topic.kind, "job": topic.name},
+            )
+            return
+        key = self._key_of(info, topic.namespace, topic.name)
+        if self._records.record(key, envelope, message):
+            self._enqueue(key)
