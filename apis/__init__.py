@@ -1,42 +1,74 @@
-"""The API contract: pydantic models of every resource kind, CRD generation, legacy conversion.
+"""The contract: pydantic models of every resource kind, of what travels between workers, LCs
+and the GM, and of component settings; CRD generation and the one legacy conversion.
 
-A ground-floor package: it imports nothing else of the project.
+A ground-floor package: it imports nothing else of the project. Other packages use the names
+below.
 """
 
-from apis.base import Condition, KeyValue, ObjectMeta, PodTemplateSpec, Resource
+from apis.base import OwnerReference, PodTemplateSpec, Resource
 from apis.crds import crd_file_name, crd_manifests, crd_yaml
 from apis.kinds import (
     Dataset,
     FederatedLearningJob,
+    HardExampleMining,
     IncrementalLearningJob,
     JointInferenceService,
     LifelongLearningJob,
     Model,
+    WorkerStatus,
 )
-from apis.legacy import FederatedLearningTask, LegacyJointInferenceService, to_canonical
+from apis.legacy import (
+    FederatedLearningTask,
+    LegacyConversionError,
+    LegacyJointInferenceService,
+    to_canonical,
+)
+from apis.messages import (
+    DNS1123_SUBDOMAIN,
+    DatasetMessage,
+    UpstreamMessage,
+    WorkerMessage,
+    WorkerOutput,
+    WorkerPod,
+    WorkerReport,
+    parse_upstream,
+)
 from apis.registry import KINDS, KindInfo, UnknownKind, kind_info, parse_resource
+from apis.settings import ComponentSettings, InvalidSettings, Source
 
 __all__ = [
+    "DNS1123_SUBDOMAIN",
     "KINDS",
-    "Condition",
+    "ComponentSettings",
     "Dataset",
+    "DatasetMessage",
     "FederatedLearningJob",
     "FederatedLearningTask",
+    "HardExampleMining",
     "IncrementalLearningJob",
+    "InvalidSettings",
     "JointInferenceService",
-    "KeyValue",
     "KindInfo",
+    "LegacyConversionError",
     "LegacyJointInferenceService",
     "LifelongLearningJob",
     "Model",
-    "ObjectMeta",
+    "OwnerReference",
     "PodTemplateSpec",
     "Resource",
+    "Source",
     "UnknownKind",
+    "UpstreamMessage",
+    "WorkerMessage",
+    "WorkerOutput",
+    "WorkerPod",
+    "WorkerReport",
+    "WorkerStatus",
     "crd_file_name",
     "crd_manifests",
     "crd_yaml",
     "kind_info",
     "parse_resource",
+    "parse_upstream",
     "to_canonical",
 ]

@@ -1,72 +1,42 @@
-"""The edge-cloud message bus: topics, envelopes, the MQTT client, outbox and de-duplication.
+"""The edge-cloud message bus: topics, envelopes, the MQTT client, outbox and de-duplication,
+and the local Mosquitto/Redis services ``sedna up`` starts.
 
-A ground-floor package: it imports nothing else of the project.
+A ground-floor package: it imports nothing else of the project. Other packages use the names
+below and the ``topics`` module (topic builders and parsers).
 """
 
-from broker.client import (
-    BusClient,
-    BusClosed,
-    BusError,
-    BusMessage,
-    BusSettings,
-    BusUnavailable,
-    PublishRefused,
-    SubscriptionRefused,
-    Will,
-    offline_will,
-)
+from broker import topics
+from broker.boundedjson import BodyError
+from broker.client import BusClient, BusError, BusMessage, Will
 from broker.dedup import Dedup
-from broker.envelope import Ack, Envelope, MalformedMessage, Manifest, ManifestItem, NodeState
-from broker.mosquitto import BrokerCredentials, UserCredentials
-from broker.outbox import Outbox, OutboxSettings
-from broker.store import StoreUnavailable, connect_redis
-from broker.topics import (
-    GM_STATE_SUBSCRIPTION,
-    GM_UP_SUBSCRIPTION,
-    AckTopic,
-    DownTopic,
-    InvalidTopic,
-    ManifestTopic,
-    StateTopic,
-    UpTopic,
-    WorkerTopic,
-    parse_topic,
-)
+from broker.envelope import Envelope, MalformedMessage, Manifest, ManifestItem, NodeState
+from broker.localservices import MosquittoService, RedisService, free_port
+from broker.outbox import Outbox
+from broker.store import connect_redis, retry_redis
+from broker.topics import UpTopic
 from broker.upstream import UpstreamReceiver
+from broker.urls import bus_settings_from_url
 
 __all__ = [
-    "GM_STATE_SUBSCRIPTION",
-    "GM_UP_SUBSCRIPTION",
-    "Ack",
-    "AckTopic",
-    "BrokerCredentials",
+    "BodyError",
     "BusClient",
-    "BusClosed",
     "BusError",
     "BusMessage",
-    "BusSettings",
-    "BusUnavailable",
     "Dedup",
-    "DownTopic",
     "Envelope",
-    "InvalidTopic",
     "MalformedMessage",
     "Manifest",
     "ManifestItem",
-    "ManifestTopic",
+    "MosquittoService",
     "NodeState",
     "Outbox",
-    "OutboxSettings",
-    "PublishRefused",
-    "StateTopic",
-    "StoreUnavailable",
-    "SubscriptionRefused",
+    "RedisService",
     "UpTopic",
     "UpstreamReceiver",
-    "UserCredentials",
     "Will",
-    "WorkerTopic",
+    "bus_settings_from_url",
     "connect_redis",
-    "offline_will",
-    "parse_topic",
+    "free_port",
+    "retry_redis",
+    "topics",
 ]

@@ -7,11 +7,7 @@ import threading
 
 from kubernetes import client, config
 
-from broker.client import BusClient
-from broker.dedup import Dedup
-from broker.store import connect_redis
-from broker.upstream import UpstreamReceiver
-from broker.urls import bus_settings_from_url
+from broker import BusClient, Dedup, UpstreamReceiver, bus_settings_from_url, connect_redis
 from gm.controller import GlobalManager
 from gm.http import OpsServer
 from gm.jobmetrics import JobStateCollector

@@ -20,11 +20,15 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from apis import KINDS, KindInfo, parse_resource, to_canonical
-from apis.base import OwnerReference
-from apis.legacy import LegacyConversionError
-from broker import topics
-from broker.client import BusClient, BusMessage
+from apis import (
+    KINDS,
+    KindInfo,
+    LegacyConversionError,
+    OwnerReference,
+    parse_resource,
+    to_canonical,
+)
+from broker import BusClient, BusMessage, topics
 from gm import status as status_rules
 from gm.downstream import DownstreamPublisher, NodeMessage, resource_message, worker_message
 from gm.informer import Informer, object_key

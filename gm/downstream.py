@@ -14,9 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from broker import topics
-from broker.client import BusClient, BusError
-from broker.envelope import Manifest, ManifestItem
+from broker import BusClient, BusError, Manifest, ManifestItem, topics
 
 log = logging.getLogger(__name__)
 

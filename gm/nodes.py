@@ -14,9 +14,7 @@ from datetime import UTC
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from broker import topics
-from broker.client import BusMessage
-from broker.envelope import MalformedMessage, NodeState
+from broker import BusMessage, MalformedMessage, NodeState, topics
 from gm.metrics import GMMetrics
 
 log = logging.getLogger(__name__)

@@ -14,9 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from apis import Resource
-from apis.base import OwnerReference, PodTemplateSpec
-from apis.kinds import HardExampleMining
+from apis import HardExampleMining, OwnerReference, PodTemplateSpec, Resource
 
 #: The label that names a worker's role in its job, on every worker Pod.
 ROLE_LABEL = "sedna.io/worker-role"

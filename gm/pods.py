@@ -22,7 +22,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from apis.base import OwnerReference
+from apis import OwnerReference
 from gm.plan import ROLE_LABEL, DesiredWorker
 
 log = logging.getLogger(__name__)

@@ -22,8 +22,7 @@ from typing import Any
 import redis
 
 from apis.messages import DatasetMessage, WorkerMessage, parse_upstream
-from broker.envelope import Envelope
-from broker.store import retry_redis
+from broker import Envelope, retry_redis
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from apis.messages import WorkerMessage
+from apis import WorkerMessage
 
 Status = dict[str, Any]
 

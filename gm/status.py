@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from apis.kinds import WorkerStatus
+from apis import WorkerStatus
 
 Status = dict[str, Any]
 MAX_CONDITIONS = 20

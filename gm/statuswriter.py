@@ -14,8 +14,7 @@ from typing import Any
 
 from kubernetes import client
 
-from apis import KindInfo
-from apis.kinds import WorkerStatus
+from apis import KindInfo, WorkerStatus
 from gm import status as rules
 from gm.informer import Informer
 from gm.kinds import JobPolicy, KindPolicy, Status

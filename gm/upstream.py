@@ -17,8 +17,7 @@ from pydantic import ValidationError
 
 from apis import KINDS, KindInfo
 from apis.messages import WorkerMessage, parse_upstream
-from broker.envelope import Envelope, MalformedMessage
-from broker.topics import UpTopic
+from broker import Envelope, MalformedMessage, UpTopic
 from gm.metrics import GMMetrics
 from gm.records import Records
 

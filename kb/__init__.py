@@ -2,8 +2,8 @@
 
 Train and eval workers post the task index (JSON data, never pickled objects) and deploy flags;
 the GM reads what each job's knowledge base holds. Like ``gm/`` and ``lc/`` it imports only
-``apis/`` and ``broker/`` of the project (today: neither). ``sedna kb`` runs it alone and
-``sedna up`` starts one.
+``apis/`` and ``broker/`` of the project (its settings: ``apis.settings``). ``sedna kb`` runs
+it alone and ``sedna up`` starts one.
 """
 
 from kb.models import KBIndex, KBSummary, StatusUpdate

@@ -4,7 +4,6 @@ Other packages (the ``sedna`` command) use only the names below.
 """
 
 from lc.agent import LocalController
-from lc.errors import InvalidSettings
-from lc.settings import LCSettings, add_arguments, from_args
+from lc.settings import LCSettings
 
-__all__ = ["InvalidSettings", "LCSettings", "LocalController", "add_arguments", "from_args"]
+__all__ = ["LCSettings", "LocalController"]

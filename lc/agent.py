@@ -15,13 +15,19 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from apis.messages import DatasetMessage, WorkerMessage, WorkerReport
-from broker import topics
-from broker.client import BusClient, BusMessage, Will
-from broker.envelope import MalformedMessage, Manifest, NodeState
-from broker.outbox import Outbox
-from broker.store import connect_redis
-from broker.urls import bus_settings_from_url
+from apis import DatasetMessage, WorkerMessage, WorkerReport
+from broker import (
+    BusClient,
+    BusMessage,
+    MalformedMessage,
+    Manifest,
+    NodeState,
+    Outbox,
+    Will,
+    bus_settings_from_url,
+    connect_redis,
+    topics,
+)
 from lc.datasets import DatasetMonitor, DatasetObservation
 from lc.errors import InvalidReport, InvalidWorkerSpec
 from lc.metrics import LCMetrics

@@ -4,6 +4,18 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
+from apis import InvalidSettings
+
+__all__ = [
+    "InvalidReport",
+    "InvalidSettings",
+    "InvalidWorkerSpec",
+    "LCError",
+    "describe_validation_error",
+    "error_location",
+    "first_error_field",
+]
+
 
 class LCError(Exception):
     """Base class of every error the LocalController raises on purpose."""
@@ -11,10 +23,6 @@ class LCError(Exception):
 
 class InvalidWorkerSpec(LCError, ValueError):
     """A worker spec (pod template) that the process runtime cannot run."""
-
-
-class InvalidSettings(LCError, ValueError):
-    """LocalController settings (flags or environment) that fail validation."""
 
 
 class InvalidReport(LCError, ValueError):

@@ -15,7 +15,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from apis.messages import WorkerReport
+from apis import WorkerReport
 from broker import boundedjson
 from lc.errors import InvalidReport
 from lc.metrics import LCMetrics

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from apis.messages import WorkerReport
+from apis import WorkerReport
 from lc.errors import InvalidReport, describe_validation_error, first_error_field
 
 

@@ -29,8 +29,7 @@ import redis
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
-from apis.base import OwnerReference
-from apis.messages import WorkerPod
+from apis import OwnerReference, WorkerPod
 from lc import workerspec
 from lc.metrics import LCMetrics
 from lc.workerspec import parse_worker_spec

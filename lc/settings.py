@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import argparse
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, field_validator
 
-from apis.messages import DNS1123_SUBDOMAIN
-from lc.errors import InvalidSettings, error_location
+from apis import DNS1123_SUBDOMAIN, ComponentSettings, InvalidSettings, Source
+
+__all__ = [
+    "SOURCES",
+    "InvalidSettings",
+    "LCSettings",
+    "add_arguments",
+    "build",
+    "default_data_dir",
+    "from_args",
+]
 
 DEFAULT_REPORT_PORT = 9100
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -22,17 +30,36 @@ DEFAULT_MQTT_URL = "mqtt://127.0.0.1:1883"
 _REDIS_SCHEMES = ("redis", "rediss", "unix")
 _MQTT_SCHEMES = ("mqtt", "mqtts", "tcp", "ssl", "ws", "wss")
 
-# field name -> (flag, environment variable): how each setting is named to the user.
-SOURCES: dict[str, tuple[str, str]] = {
-    "node": ("--node", "SEDNA_NODE"),
-    "data_dir": ("--data-dir", "SEDNA_DATA_DIR"),
-    "report_port": ("--port", "SEDNA_LC_PORT"),
-    "redis_url": ("--redis-url", "SEDNA_REDIS_URL"),
-    "mqtt_url": ("--mqtt-url", "SEDNA_MQTT_URL"),
-    "mqtt_username": ("--mqtt-username", "SEDNA_MQTT_USERNAME"),
-    "mqtt_password": ("--mqtt-password", "SEDNA_MQTT_PASSWORD"),
-    "worker_grace_period": ("--worker-grace-period", "SEDNA_LC_WORKER_GRACE_PERIOD"),
-    "dataset_poll_period": ("--dataset-poll-period", "SEDNA_LC_DATASET_POLL_PERIOD"),
+SOURCES: dict[str, Source] = {
+    "node": Source("--node", "SEDNA_NODE", "node name, DNS-1123", metavar="NAME"),
+    "data_dir": Source(
+        "--data-dir", "SEDNA_DATA_DIR", "logs and worker state (default ~/.sedna/lc/NODE)", "DIR"
+    ),
+    "report_port": Source(
+        "--port", "SEDNA_LC_PORT", "worker report port on 127.0.0.1, 0 = any free port", "PORT"
+    ),
+    "redis_url": Source("--redis-url", "SEDNA_REDIS_URL", "Redis for the LC's state", "URL"),
+    "mqtt_url": Source("--mqtt-url", "SEDNA_MQTT_URL", "broker", "URL"),
+    "mqtt_username": Source("--mqtt-username", "SEDNA_MQTT_USERNAME", "broker user", "USER"),
+    "mqtt_password": Source(
+        "--mqtt-password",
+        "SEDNA_MQTT_PASSWORD",
+        "broker password (prefer the variable)",
+        "PASSWORD",
+        secret=True,
+    ),
+    "worker_grace_period": Source(
+        "--worker-grace-period",
+        "SEDNA_LC_WORKER_GRACE_PERIOD",
+        "seconds between SIGTERM and SIGKILL when a worker is stopped",
+        "SECONDS",
+    ),
+    "dataset_poll_period": Source(
+        "--dataset-poll-period",
+        "SEDNA_LC_DATASET_POLL_PERIOD",
+        "seconds between dataset index counts",
+        "SECONDS",
+    ),
 }
 
 
@@ -41,10 +68,11 @@ def default_data_dir(node: str) -> Path:
     return Path.home() / ".sedna" / "lc" / node
 
 
-class LCSettings(BaseModel):
+class LCSettings(ComponentSettings):
     """Everything an LC needs to start; passed down, never read from the environment again."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    COMPONENT: ClassVar[str] = "LC"
+    SOURCES: ClassVar[Mapping[str, Source]] = SOURCES
 
     node: str
     data_dir: Path
@@ -81,6 +109,18 @@ class LCSettings(BaseModel):
         """``LC_SERVER`` for this LC's workers (meaningful once the port is fixed, not 0)."""
         return f"http://127.0.0.1:{self.report_port}"
 
+    @classmethod
+    def from_args(
+        cls, ns: argparse.Namespace, environ: Mapping[str, str] | None = None
+    ) -> LCSettings:
+        """Settings from flags, then the environment, then defaults; ``--node`` is required
+        and the data directory defaults to one per node."""
+        values = cls.values_from(ns, environ)
+        if "node" not in values:
+            raise InvalidSettings("--node (or SEDNA_NODE) is required: the name of this node")
+        values.setdefault("data_dir", default_data_dir(str(values["node"])))
+        return cls.build(values)
+
 
 def _check_url(value: str, schemes: tuple[str, ...]) -> str:
     parts = urlsplit(value)
@@ -99,41 +139,7 @@ def _check_url(value: str, schemes: tuple[str, ...]) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the LC's flags to ``parser``; each falls back to its environment variable."""
-    group = parser.add_argument_group("local controller")
-    group.add_argument("--node", metavar="NAME", help="node name, DNS-1123 (env SEDNA_NODE)")
-    group.add_argument(
-        "--data-dir",
-        metavar="DIR",
-        help="logs and worker state (env SEDNA_DATA_DIR; default ~/.sedna/lc/NODE)",
-    )
-    group.add_argument(
-        "--port",
-        dest="report_port",
-        metavar="PORT",
-        help=f"worker report port on 127.0.0.1, 0 = any free port "
-        f"(env SEDNA_LC_PORT; default {DEFAULT_REPORT_PORT})",
-    )
-    group.add_argument(
-        "--redis-url", metavar="URL", help=f"env SEDNA_REDIS_URL; default {DEFAULT_REDIS_URL}"
-    )
-    group.add_argument(
-        "--mqtt-url", metavar="URL", help=f"env SEDNA_MQTT_URL; default {DEFAULT_MQTT_URL}"
-    )
-    group.add_argument("--mqtt-username", metavar="USER", help="env SEDNA_MQTT_USERNAME")
-    group.add_argument(
-        "--mqtt-password", metavar="PASSWORD", help="env SEDNA_MQTT_PASSWORD (prefer the variable)"
-    )
-    group.add_argument(
-        "--worker-grace-period",
-        metavar="SECONDS",
-        help="seconds between SIGTERM and SIGKILL when a worker is stopped "
-        "(env SEDNA_LC_WORKER_GRACE_PERIOD; default 30)",
-    )
-    group.add_argument(
-        "--dataset-poll-period",
-        metavar="SECONDS",
-        help="seconds between dataset index counts (env SEDNA_LC_DATASET_POLL_PERIOD; default 10)",
-    )
+    LCSettings.add_arguments(parser)
 
 
 def from_args(ns: argparse.Namespace, environ: Mapping[str, str] | None = None) -> LCSettings:
@@ -141,32 +147,9 @@ def from_args(ns: argparse.Namespace, environ: Mapping[str, str] | None = None) 
 
     Raises :class:`InvalidSettings` naming the flag and variable of each bad value.
     """
-    env = os.environ if environ is None else environ
-    values: dict[str, Any] = {}
-    for field, (_flag, var) in SOURCES.items():
-        value = getattr(ns, field, None)
-        if value is None:
-            value = env.get(var) or None
-        if value is not None:
-            values[field] = value
-    if "node" not in values:
-        raise InvalidSettings("--node (or SEDNA_NODE) is required: the name of this node")
-    values.setdefault("data_dir", default_data_dir(str(values["node"])))
-    return build(values)
+    return LCSettings.from_args(ns, environ)
 
 
 def build(values: Mapping[str, Any]) -> LCSettings:
     """Validate settings given as field values, with errors that name flag and variable."""
-    try:
-        return LCSettings.model_validate(dict(values))
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors(include_url=False):
-            loc = tuple(err.get("loc", ()))
-            field = str(loc[0]) if loc else ""
-            flag, var = SOURCES.get(field, (error_location(loc), ""))
-            name = f"{flag} (or {var})" if var else flag
-            given = err.get("input")
-            shown = "***" if field == "mqtt_password" else repr(given)
-            problems.append(f"{name}: {err.get('msg', 'invalid value')} (got {shown})")
-        raise InvalidSettings("invalid LC settings: " + "; ".join(problems)) from exc
+    return LCSettings.build(values)

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from apis.messages import WorkerPod
+from apis import WorkerPod
 from lc.errors import InvalidWorkerSpec, describe_validation_error
 
 __all__ = [

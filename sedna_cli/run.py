@@ -10,12 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from gm import settings as gm_settings
-from gm.app import GMApp
-from kb import InvalidKBSettings, KBServer
-from kb import settings as kb_settings
-from lc import settings as lc_settings
-from lc.agent import LocalController
+from apis import InvalidSettings
+from gm import GMApp, GMSettings
+from kb import KBServer, KBSettings
+from lc import LCSettings, LocalController
 from sedna_cli import logs
 from sedna_cli.stack import Stack, StackError, StackOptions
 
@@ -55,17 +53,17 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     up.set_defaults(run=run_up)
 
     gm = subparsers.add_parser("gm", help="run the GlobalManager against a cluster and broker")
-    gm_settings.add_arguments(gm)
+    GMSettings.add_arguments(gm)
     gm.add_argument("--log-level", default="INFO")
     gm.set_defaults(run=run_gm)
 
     lc = subparsers.add_parser("lc", help="run the LocalController of one node")
-    lc_settings.add_arguments(lc)
+    LCSettings.add_arguments(lc)
     lc.add_argument("--log-level", default="INFO")
     lc.set_defaults(run=run_lc)
 
     kb = subparsers.add_parser("kb", help="run the lifelong learning knowledge base")
-    kb_settings.add_arguments(kb)
+    KBSettings.add_arguments(kb)
     kb.add_argument("--log-level", default="INFO")
     kb.set_defaults(run=run_kb)
 
@@ -116,7 +114,7 @@ def _serve(name: str, build: Callable[[], _Component]) -> int:
     """Build a component from validated settings, run it until SIGINT/SIGTERM, stop it."""
     try:
         component = build()
-    except (gm_settings.InvalidSettings, lc_settings.InvalidSettings, InvalidKBSettings) as exc:
+    except InvalidSettings as exc:
         raise SystemExit(f"sedna {name}: {exc}") from None
     try:
         component.start()
@@ -129,16 +127,16 @@ def _serve(name: str, build: Callable[[], _Component]) -> int:
 def run_gm(args: argparse.Namespace) -> int:
     """Run the GM until SIGINT/SIGTERM."""
     logs.configure(args.log_level)
-    return _serve("gm", lambda: GMApp(gm_settings.from_args(args)))
+    return _serve("gm", lambda: GMApp(GMSettings.from_args(args)))
 
 
 def run_lc(args: argparse.Namespace) -> int:
     """Run one node's LC until SIGINT/SIGTERM (its workers keep running for the next LC)."""
     logs.configure(args.log_level)
-    return _serve("lc", lambda: LocalController(lc_settings.from_args(args)))
+    return _serve("lc", lambda: LocalController(LCSettings.from_args(args)))
 
 
 def run_kb(args: argparse.Namespace) -> int:
     """Run the knowledge base until SIGINT/SIGTERM."""
     logs.configure(args.log_level)
-    return _serve("kb", lambda: KBServer(kb_settings.from_args(args)))
+    return _serve("kb", lambda: KBServer(KBSettings.from_args(args)))

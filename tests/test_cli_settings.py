@@ -50,3 +50,18 @@ def test_gm_flags_win_over_the_environment_and_secrets_are_not_shown() -> None:
         gm_settings.build({"workers": 0, "token_secret": "hunter2"})
     assert "--workers (or SEDNA_GM_WORKERS)" in str(error.value)
     assert "hunter2" not in str(error.value)
+
+
+def test_gm_and_lc_share_one_settings_mechanism_and_one_error_type() -> None:
+    from apis.settings import ComponentSettings, InvalidSettings
+    from lc import LCSettings
+    from lc.errors import InvalidSettings as LCInvalidSettings
+
+    assert gm_settings.InvalidSettings is InvalidSettings is LCInvalidSettings
+    assert issubclass(gm_settings.GMSettings, ComponentSettings)
+    assert issubclass(LCSettings, ComponentSettings)
+    for command in ("gm", "lc"):
+        help_text = _sedna(command, "--help").stdout
+        assert "SEDNA_MQTT_URL" in help_text and "SEDNA_REDIS_URL" in help_text
+    with pytest.raises(InvalidSettings, match=r"--port \(or SEDNA_LC_PORT\)"):
+        LCSettings.build({"node": "edge0", "data_dir": "/d", "report_port": "x"})

@@ -19,10 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from apis import Resource
-from apis.base import OwnerReference
-from apis.kinds import WorkerStatus
-from apis.messages import DatasetMessage, WorkerMessage, WorkerOutput
+from apis import DatasetMessage, OwnerReference, Resource, WorkerMessage, WorkerOutput, WorkerStatus
 from gm import status as rules
 from gm.plan import DesiredWorker, PlanContext
 from gm.reports import merge_metrics, upsert_worker

@@ -8,10 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from apis import JointInferenceService
-from apis.base import OwnerReference
-from apis.kinds import WorkerStatus
-from apis.messages import WorkerOutput
+from apis import JointInferenceService, OwnerReference, WorkerOutput, WorkerStatus
 from gm import plan
 from gm import status as rules
 from gm.kinds.base import JobPolicy, Status
