@@ -4,6 +4,7 @@ once, one status writer that reads the informer cache instead of the API."""
 from __future__ import annotations
 
 import ast
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from apis.messages import DatasetMessage, WorkerMessage, WorkerOutput
 from broker.envelope import Envelope
 from gm.kinds import POLICIES, JobPolicy, policy_for
 from gm.records import Records
+from lc.reports import parse_report
 from tests.e2e import Cluster, post_report, run_joint_inference
 from tests.services import wait_for
 
@@ -138,3 +140,24 @@ def test_reports_reach_status_through_the_cache_without_a_get_per_message(
 
     wait_for(lambda: counted() == "40", 30, "the last count in status")
     assert reads == []
+
+
+def test_the_edge_workers_cloud_failures_reach_status_metrics() -> None:
+    from sedna.core.joint_inference.stats import InferenceStats
+
+    sent = InferenceStats(inference_number=10, hard_example_number=3, cloud_failures=2)
+    task_info = json.loads(sent.task_info().model_dump_json(by_alias=True, exclude_none=True))
+    report = parse_report(
+        {
+            "name": "svc-edge",
+            "ownerName": "svc",
+            "ownerKind": "jointinferenceservice",
+            "kind": "inference",
+            "status": "running",
+            "taskInfo": task_info,
+        }
+    )
+    message = WorkerMessage(worker=report.name, status=report.status, output=report.output())
+    status = POLICIES["JointInferenceService"].fold({}, message, "edge", "t")
+    metrics = {m["key"]: m["value"] for m in status["metrics"]}
+    assert (metrics["cloudFailures"], metrics["inferenceNumber"]) == ("2", "10")
