@@ -28,7 +28,7 @@ from apis import (
     parse_resource,
     to_canonical,
 )
-from broker import BusClient, BusMessage, topics
+from broker import BusClient, BusMessage, Envelope, UpTopic, topics
 from gm import status as status_rules
 from gm.downstream import DownstreamPublisher, NodeMessage, resource_message, worker_message
 from gm.informer import Informer, object_key
@@ -108,7 +108,7 @@ class GlobalManager:
         """Called with (node, "online"/"offline") whenever an LC's state changes."""
         return self.nodes.listeners
 
-    def apply_upstream(self, topic: topics.UpTopic, envelope: Any) -> None:
+    def apply_upstream(self, topic: UpTopic, envelope: Envelope) -> None:
         """Record one upstream message (called once per message id by the receiver)."""
         self.upstream.apply(topic, envelope)
 
