@@ -269,8 +269,6 @@ class GlobalManager:
             self.status.write(kid, info, obj, status)
         elif isinstance(policy, JobPolicy):
             self._reconcile_job(kid, info, policy, obj)
-        else:  # a served kind whose policy is not there yet: watched, nothing run
-            self.downstream.set_owner(key, [])
 
     def _reconcile_job(
         self, kid: str, info: KindInfo, policy: JobPolicy, obj: dict[str, Any]

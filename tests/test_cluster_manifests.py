@@ -131,11 +131,11 @@ def _env_names(spec: dict[str, Any]) -> set[str]:
 
 def test_the_gm_and_lc_read_only_variables_their_settings_define() -> None:
     objects = rendered()
-    gm_vars = {var for _flag, var, _help in gm_settings.SOURCES.values()}
+    gm_vars = {source.env for source in gm_settings.SOURCES.values()}
     gm = container(objects, "Deployment", "sedna-gm")
     assert gm["args"] == ["gm"]
     assert _env_names(gm) - {"SEDNA_REDIS_PASSWORD"} <= gm_vars
-    lc_vars = {var for _flag, var in lc_settings.SOURCES.values()}
+    lc_vars = {source.env for source in lc_settings.SOURCES.values()}
     lc = container(objects, "DaemonSet", "sedna-lc")
     assert _env_names(lc) <= lc_vars
     env_file = cluster_secrets(["edge0"], "mqtt://192.0.2.1:31883", "sedna")[-1]

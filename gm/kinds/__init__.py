@@ -9,7 +9,16 @@ are converted by ``apis.to_canonical`` before a policy sees them.
 from __future__ import annotations
 
 from apis import KINDS, KindInfo
-from gm.kinds.base import InputPolicy, JobPolicy, JobSeries, KindPolicy, Message, Sample, Status
+from gm.kinds.base import (
+    InputPolicy,
+    JobPolicy,
+    JobSeries,
+    KindPolicy,
+    Message,
+    Sample,
+    Status,
+    WatchedPolicy,
+)
 from gm.kinds.federated_learning import FederatedLearningPolicy
 from gm.kinds.inputs import DatasetPolicy, ModelPolicy
 from gm.kinds.joint_inference import JointInferencePolicy
@@ -23,12 +32,13 @@ __all__ = [
     "Message",
     "Sample",
     "Status",
+    "WatchedPolicy",
     "job_policies",
     "policy_for",
     "policy_for_kind",
 ]
 
-#: Canonical kind -> its policy. A served kind without one is watched but not acted on.
+#: Canonical kind -> its policy. A served kind without one gets :data:`WATCHED` (validated only).
 POLICIES: dict[str, KindPolicy] = {
     policy.kind: policy
     for policy in (
@@ -40,9 +50,12 @@ POLICIES: dict[str, KindPolicy] = {
 }
 
 
-def policy_for(info: KindInfo) -> KindPolicy | None:
-    """The policy of a served kind (legacy kinds: their canonical kind's), if it has one."""
-    return POLICIES.get(info.canonical_kind)
+WATCHED = WatchedPolicy()
+
+
+def policy_for(info: KindInfo) -> KindPolicy:
+    """The policy of a served kind (legacy kinds: their canonical kind's; else :data:`WATCHED`)."""
+    return POLICIES.get(info.canonical_kind, WATCHED)
 
 
 def policy_for_kind(kind: str) -> KindPolicy | None:

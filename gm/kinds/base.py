@@ -130,3 +130,22 @@ class JobPolicy(KindPolicy):
     def samples(self, status: Status) -> Iterable[Sample]:
         """The samples of :meth:`series` for one job's status."""
         return ()
+
+
+class WatchedPolicy(JobPolicy):
+    """A served job kind whose own policy is not there yet: its objects are validated (an
+    invalid spec gets its ``Pending`` condition), nothing is run and nothing else is written."""
+
+    kind: ClassVar[str] = ""
+
+    def plan(
+        self, job: Resource, owner: OwnerReference, ctx: PlanContext, status: Status
+    ) -> list[DesiredWorker]:
+        """No workers."""
+        return []
+
+    def derive(
+        self, status: Status, workers: Sequence[WorkerStatus], expected: int, stamp: str
+    ) -> Status:
+        """The status as it is."""
+        return status
