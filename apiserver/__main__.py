@@ -27,6 +27,7 @@ class Settings(BaseModel):
     port: int = Field(default=0, ge=0, le=65535)
     crd_files: list[Path] = []
     builtin_crds: bool = True
+    audit_log: Path | None = None
     log_level: str = "INFO"
 
 
@@ -49,6 +50,12 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         dest="builtin_crds",
         action="store_false",
         help="do not install the project's own CRDs",
+    )
+    parser.add_argument(
+        "--audit-log",
+        type=Path,
+        help="append every resource request to this JSON-lines file "
+        "(env SEDNA_APISERVER_AUDIT_LOG)",
     )
     parser.add_argument("--log-level", default="INFO")
     return Settings(**vars(parser.parse_args(argv)))
@@ -85,7 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     crds = load_crd_files(settings.crd_files)
     if settings.builtin_crds:
         crds = project_crds() + crds
-    server = ApiServer(settings.data_dir, settings.host, settings.port, crds)
+    server = ApiServer(
+        settings.data_dir, settings.host, settings.port, crds, audit_log=settings.audit_log
+    )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())

@@ -17,6 +17,7 @@ from kubernetes import client
 
 from apis import crd_manifests
 from apiserver import ApiServer
+from apiserver.audit import AUDIT_LOG_ENV
 from gm.app import api_client_for
 from lc.agent import LocalController
 from lc.workertokens import TOKEN_HEADER
@@ -88,6 +89,14 @@ def crds_kubectl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubectl]:
         yield Kubectl(kubeconfig, tmp_path_factory.mktemp("cache"))
     finally:
         server.stop()
+
+
+@pytest.fixture
+def audit_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where API servers started from now on log every request (``apiserver.audit``)."""
+    log = tmp_path / "requests.jsonl"
+    monkeypatch.setenv(AUDIT_LOG_ENV, str(log))
+    return log
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from apiserver.audit import AUDIT_LOG_ENV, RequestAttributes, read_log
+from apiserver.audit import RequestAttributes, read_log
 from gm.app import USER_AGENT, api_client_for
 from tests.e2e import Cluster, joint_inference, models, worker_template
 from tests.services import wait_for
@@ -49,14 +49,6 @@ def requested(request: RequestAttributes) -> Grant:
 def rbac_documents() -> dict[str, dict[str, Any]]:
     """The objects of rbac.yaml by kind."""
     return {doc["kind"]: doc for doc in yaml.safe_load_all(RBAC.read_text())}
-
-
-@pytest.fixture
-def audit_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Where API servers started from now on log every request."""
-    log = tmp_path / "requests.jsonl"
-    monkeypatch.setenv(AUDIT_LOG_ENV, str(log))
-    return log
 
 
 def _federated_job(name: str) -> dict[str, Any]:
@@ -129,26 +121,38 @@ def _run_everything_the_gm_does(cluster: Cluster, tmp_path: Path) -> None:
     wait_for(lambda: not {"svc-cloud", "svc-edge"} & set(pods()), 30, "JI pods deleted")
 
 
-def test_the_gm_cluster_role_grants_exactly_what_the_gm_calls(
-    audit_log: Path, pods_cluster: Cluster, tmp_path: Path
-) -> None:
-    _run_everything_the_gm_does(pods_cluster, tmp_path)
-    lease_namespace = pods_cluster.stack.gm.settings.lease_namespace
-    requests = [r for r in read_log(audit_log) if r.user_agent == USER_AGENT]
-    assert requests, f"no request of the GM recorded in {audit_log}"
-
-    docs = rbac_documents()
-    cluster_grants = grants(docs["ClusterRole"]["rules"])
-    role_grants = grants(docs["Role"]["rules"])
-    used_cluster: set[Grant] = set()
-    used_role: set[Grant] = set()
+def gm_requests(log: Path, lease_namespace: str) -> tuple[set[Grant], set[Grant]]:
+    """What the GM's recorded requests need: (ClusterRole grants, Role grants)."""
+    requests = [r for r in read_log(log) if r.user_agent == USER_AGENT]
+    assert requests, f"no request of the GM recorded in {log}"
+    cluster: set[Grant] = set()
+    role: set[Grant] = set()
     for request in requests:
         need = requested(request)
         if need[:2] == ("coordination.k8s.io", "leases"):
             assert request.namespace == lease_namespace, request
-            used_role.add(need)
+            role.add(need)
         else:
-            used_cluster.add(need)
+            cluster.add(need)
+    return cluster, role
+
+
+def ungranted(cluster: Cluster, log: Path) -> list[Grant]:
+    """The GM's recorded requests that deploy/cluster's RBAC does not grant."""
+    used_cluster, used_role = gm_requests(log, cluster.stack.gm.settings.lease_namespace)
+    docs = rbac_documents()
+    missing = used_cluster - grants(docs["ClusterRole"]["rules"])
+    return sorted(missing | (used_role - grants(docs["Role"]["rules"])))
+
+
+def test_the_gm_cluster_role_grants_exactly_what_the_gm_calls(
+    audit_log: Path, pods_cluster: Cluster, tmp_path: Path
+) -> None:
+    _run_everything_the_gm_does(pods_cluster, tmp_path)
+    used_cluster, used_role = gm_requests(audit_log, pods_cluster.stack.gm.settings.lease_namespace)
+    docs = rbac_documents()
+    cluster_grants = grants(docs["ClusterRole"]["rules"])
+    role_grants = grants(docs["Role"]["rules"])
     assert sorted(used_cluster - cluster_grants) == [], "called but not granted (ClusterRole)"
     assert sorted(used_role - role_grants) == [], "called but not granted (Role)"
     assert sorted(cluster_grants - used_cluster) == [], "granted but never called (ClusterRole)"

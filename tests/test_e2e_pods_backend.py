@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from kubernetes import client
 
 from gm.app import api_client_for
 from tests.e2e import Cluster, joint_inference, models
 from tests.services import wait_for
+from tests.test_cluster_rbac import ungranted
 
 pytestmark = pytest.mark.slow
 
 
-def test_workers_become_owned_pods_whose_phases_drive_the_status(pods_cluster: Cluster) -> None:
+def test_workers_become_owned_pods_whose_phases_drive_the_status(
+    audit_log: Path, pods_cluster: Cluster
+) -> None:
     core = client.CoreV1Api(api_client_for(str(pods_cluster.stack.kubeconfig)))
     pods_cluster.apply(models())
     pods_cluster.apply(joint_inference("svc", {"REPORTS": "0"}))
@@ -56,3 +61,5 @@ def test_workers_become_owned_pods_whose_phases_drive_the_status(pods_cluster: C
     )
     pods_cluster.kubectl("delete", "jointinferenceservices.sedna.io", "svc")
     wait_for(lambda: pods() == {}, 30, "pods deleted with their service")
+    # Everything the GM asked of the API server here is granted by deploy/cluster's RBAC.
+    assert ungranted(pods_cluster, audit_log) == []
