@@ -22,7 +22,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-KUSTOMIZATION = "kustomization.yaml"
+# Not `kustomization.yaml`: `kubectl apply -f deploy/crds/` reads every *.yaml file there, and
+# kustomize accepts this name too (`kubectl apply -k deploy/crds`).
+KUSTOMIZATION = "Kustomization"
 
 
 def crd_files() -> dict[str, str]:

@@ -109,6 +109,13 @@ def test_the_embedded_server_accepts_the_whole_cluster_in_a_server_dry_run(
     assert kubectl.fails("get", "deployment", "sedna-gm", "-n", "sedna")
 
 
+def test_the_crds_apply_as_a_directory_and_as_a_kustomization(crds_kubectl: Kubectl) -> None:
+    crds = ROOT / "deploy" / "crds"
+    for how in ("-f", "-k"):
+        out = crds_kubectl.ok("apply", "--dry-run=server", how, str(crds))
+        assert out.count("(server dry run)") == len(crd_manifests()), (how, out)
+
+
 EXAMPLE = CLUSTER / "examples" / "joint-inference-digits.yaml"
 
 
