@@ -6,7 +6,9 @@
   feeds both the same fixtures.
 - :class:`WorkerPod`: a worker as the GM publishes it to the node that runs it (a Pod object).
 - :data:`UpstreamMessage`: the payload of an upstream bus envelope, a :class:`WorkerMessage` or a
-  :class:`DatasetMessage` told apart by ``type``; :func:`parse_upstream` decodes it once.
+  :class:`DatasetMessage` told apart by ``type``; :func:`parse_upstream` decodes it once. Each
+  message names its ``subject`` (the worker; ``""`` for the object itself): the GM keeps the
+  latest message per object and subject.
 
 Field names follow the design documents' ``WorkerMessage`` (``phase``, ``status``,
 ``output{models, taskInfo, ownerInfo}``) of seeds 000 and 002.
@@ -232,6 +234,11 @@ class WorkerMessage(ApiModel):
     output: WorkerOutput | None = None
     time: datetime | None = None
 
+    @property
+    def subject(self) -> str:
+        """What the message's latest value is about within its object: the worker."""
+        return self.worker
+
 
 class DatasetMessage(ApiModel):
     """The LC's count of a dataset's samples on its node."""
@@ -240,6 +247,11 @@ class DatasetMessage(ApiModel):
     number_of_samples: int = Field(ge=0)
     message: str | None = None
     time: datetime | None = None
+
+    @property
+    def subject(self) -> str:
+        """What the message's latest value is about within its object: the dataset itself."""
+        return ""
 
 
 def _message_type(value: Any) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 
 import redis
 
-from apis.messages import DatasetMessage, WorkerMessage, parse_upstream
+from apis import DatasetMessage, WorkerMessage, parse_upstream
 from broker import Envelope, retry_redis
 
 log = logging.getLogger(__name__)
@@ -34,8 +34,9 @@ DEFAULT_PREFIX = "sedna:gm:records"
 
 
 def subject_of(message: Message) -> str:
-    """Whom a message is about within its object: the worker, or ``""`` for the object itself."""
-    return message.worker if isinstance(message, WorkerMessage) else ""
+    """What a message is about within its object (its model's ``subject``): the worker, or
+    ``""`` for the object itself. One record is kept per object and subject."""
+    return message.subject
 
 
 class Records:

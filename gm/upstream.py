@@ -15,8 +15,7 @@ from collections.abc import Callable
 
 from pydantic import ValidationError
 
-from apis import KINDS, KindInfo
-from apis.messages import WorkerMessage, parse_upstream
+from apis import KINDS, KindInfo, WorkerMessage, parse_upstream
 from broker import Envelope, MalformedMessage, UpTopic
 from gm.metrics import GMMetrics
 from gm.records import Records
