@@ -55,6 +55,7 @@ class Records:
         self._lock = threading.Lock()
         self._writing = threading.Lock()
         self._records: dict[str, dict[str, dict[str, Any]]] = {}  # key -> subject -> record
+        self._decoded: dict[str, dict[str, Recorded]] = {}  # the same, decoded once
 
     def load(self) -> int:
         """Read every persisted record (at start, before the first reconcile); returns how many."""
@@ -62,22 +63,26 @@ class Records:
             return 0
         client = self._redis
 
-        def read() -> dict[str, dict[str, dict[str, Any]]]:
-            found: dict[str, dict[str, dict[str, Any]]] = {}
+        def read() -> dict[str, dict[Any, Any]]:
+            found: dict[str, dict[Any, Any]] = {}
             for raw_key in client.scan_iter(match=f"{self._prefix}:*", count=500):
                 name = raw_key.decode() if isinstance(raw_key, bytes) else str(raw_key)
-                entries = client.hgetall(raw_key)
-                found[name[len(self._prefix) + 1 :]] = {
-                    (k.decode() if isinstance(k, bytes) else str(k)): json.loads(v)
-                    for k, v in entries.items()
-                }
+                found[name[len(self._prefix) + 1 :]] = client.hgetall(raw_key)
             return found
 
         loaded = retry_redis(read, what="records load", stop=self._stop)
+        count = 0
         with self._lock:
             for key, subjects in loaded.items():
-                self._records.setdefault(key, {}).update(subjects)
-        return sum(len(s) for s in loaded.values())
+                for raw, text in subjects.items():
+                    subject = raw.decode() if isinstance(raw, bytes) else str(raw)
+                    try:
+                        self._keep(key, subject, json.loads(text))
+                    except (ValueError, KeyError, TypeError) as exc:  # ValidationError included
+                        log.error("dropping an unreadable record: %s", exc, extra={"key": key})
+                        continue
+                    count += 1
+        return count
 
     def record(self, key: str, envelope: Envelope, message: Message) -> bool:
         """Merge ``message`` into its subject's record and persist it; ``False`` (nothing
@@ -91,23 +96,31 @@ class Records:
                 return False
             merged = {**(old or {}).get("message", {}), **message.to_api()}
             new = {"seq": envelope.seq, "node": envelope.node, "sentAt": sent_at, "message": merged}
+            decoded = (subject, parse_upstream(merged), sent_at)
             self._persist(key, subject, new)
             with self._lock:
-                self._records.setdefault(key, {})[subject] = new
+                self._keep(key, subject, new, decoded)
         return True
+
+    def _keep(
+        self, key: str, subject: str, entry: dict[str, Any], decoded: Recorded | None = None
+    ) -> None:
+        """Hold ``entry`` and its decoded message in memory (the caller holds the lock)."""
+        if decoded is None:
+            decoded = (subject, parse_upstream(entry["message"]), entry["sentAt"])
+        self._records.setdefault(key, {})[subject] = entry
+        self._decoded.setdefault(key, {})[subject] = decoded
 
     def of(self, key: str) -> list[Recorded]:
         """The recorded messages of one object, by subject."""
         with self._lock:
-            subjects = dict(self._records.get(key, {}))
-        return [
-            (subject, parse_upstream(entry["message"]), entry["sentAt"])
-            for subject, entry in sorted(subjects.items())
-        ]
+            decoded = dict(self._decoded.get(key, {}))
+        return [decoded[subject] for subject in sorted(decoded)]
 
     def drop(self, key: str) -> None:
         """Forget an object's records (it was deleted)."""
         with self._lock:
+            self._decoded.pop(key, None)
             if self._records.pop(key, None) is None:
                 return
         if self._redis is not None:
