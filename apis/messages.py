@@ -5,10 +5,11 @@
   (``sedna.common.report``, it must not import the control plane); ``tests/test_contracts.py``
   feeds both the same fixtures.
 - :class:`WorkerPod`: a worker as the GM publishes it to the node that runs it (a Pod object).
-- :data:`UpstreamMessage`: the payload of an upstream bus envelope, a :class:`WorkerMessage` or a
-  :class:`DatasetMessage` told apart by ``type``; :func:`parse_upstream` decodes it once. Each
-  message names its ``subject`` (the worker; ``""`` for the object itself): the GM keeps the
-  latest message per object and subject.
+- :data:`UpstreamMessage`: the payload of an upstream bus envelope, a :class:`WorkerMessage`, a
+  :class:`DatasetMessage` or a staged job's :class:`apis.stages.StageMessage`, told apart by
+  ``type``; :func:`parse_upstream` decodes it once. Each message names its ``subject`` (the
+  worker; ``""`` for the object itself; ``stage:<Stage>``): the GM keeps the latest message per
+  object and subject.
 
 Field names follow the design documents' ``WorkerMessage`` (``phase``, ``status``,
 ``output{models, taskInfo, ownerInfo}``) of seeds 000 and 002.
@@ -37,6 +38,7 @@ from pydantic import (
 )
 
 from apis.base import ApiModel, OwnerReference, PodTemplateSpec
+from apis.stages import StageMessage
 
 DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -261,13 +263,15 @@ def _message_type(value: Any) -> str:
 
 
 UpstreamMessage = Annotated[
-    Annotated[WorkerMessage, Tag("worker")] | Annotated[DatasetMessage, Tag("dataset")],
+    Annotated[WorkerMessage, Tag("worker")]
+    | Annotated[DatasetMessage, Tag("dataset")]
+    | Annotated[StageMessage, Tag("stage")],
     Discriminator(_message_type),
 ]
 
-_UPSTREAM: TypeAdapter[WorkerMessage | DatasetMessage] = TypeAdapter(UpstreamMessage)
+_UPSTREAM: TypeAdapter[WorkerMessage | DatasetMessage | StageMessage] = TypeAdapter(UpstreamMessage)
 
 
-def parse_upstream(payload: Any) -> WorkerMessage | DatasetMessage:
+def parse_upstream(payload: Any) -> WorkerMessage | DatasetMessage | StageMessage:
     """Decode an upstream payload once into its typed message (raises ``ValidationError``)."""
     return _UPSTREAM.validate_python(payload)

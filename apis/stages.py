@@ -137,6 +137,12 @@ class StageMessage(ApiModel):
     models: list[StageModel] | None = None
     message: str | None = None
 
+    @property
+    def subject(self) -> str:
+        """One record per stage (``stage:Train``: the cut; ``stage:Deploy``: the placement, then
+        the reload), so a stage's message never replaces another stage's before it is folded."""
+        return f"stage:{self.stage.value}"
+
 
 class StagedRound(ApiModel):
     """The explicit round state of a staged job's status (``kinds.StagedJobStatus`` adds it to

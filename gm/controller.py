@@ -292,10 +292,9 @@ class GlobalManager:
         )
         namespace = meta.get("namespace", "default")
         previous = obj.get("status") or {}
+        ctx = self._plan_context(namespace, ports, owner)
         try:
-            workers = policy.plan(
-                resource, owner, self._plan_context(namespace, ports, owner), previous
-            )
+            workers = policy.plan(resource, owner, ctx, previous)
         except PlanError as exc:
             pending = policy.pending(previous, "WaitingForDependencies", str(exc), stamp)
             self.status.write(kid, info, obj, pending)
@@ -306,7 +305,8 @@ class GlobalManager:
         if not finished:
             canonical = resource.to_api()
             messages += [
-                resource_message(node, canonical) for node in sorted({w.node for w in workers})
+                resource_message(node, body)
+                for node, body in policy.downstream(resource, ctx, canonical, workers, previous)
             ]
             if self._pods is None:
                 rv = str(meta.get("resourceVersion", ""))
@@ -315,7 +315,8 @@ class GlobalManager:
         pods = None
         if self._pods is not None:
             pods = self._pods.sync(namespace, owner, [] if finished else workers)
-        status = job_status(policy, previous, self.records.of(key), workers, pods, stamp)
+        bound = policy.bind(resource, ctx)
+        status = job_status(bound, previous, self.records.of(key), workers, pods, stamp)
         self.status.write(kid, info, obj, status)
 
     def _plan_context(
@@ -324,11 +325,18 @@ class GlobalManager:
         urls: dict[str, dict[str, str]] = {}
         for kid, informer in self._kind_informers():
             policy = policy_for(self._kinds[kid])
-            if isinstance(policy, InputPolicy) and policy.plan_field:
+            if not isinstance(policy, InputPolicy):
+                continue
+            here = [o for o in informer.list() if o["metadata"].get("namespace") == namespace]
+            if policy.plan_field:
                 urls[policy.plan_field] = {
                     o["metadata"]["name"]: o["spec"]["url"]
-                    for o in informer.list()
-                    if o["metadata"].get("namespace") == namespace and "url" in o.get("spec", {})
+                    for o in here
+                    if "url" in o.get("spec", {})
+                }
+            if policy.node_field:
+                urls[policy.node_field] = {
+                    o["metadata"]["name"]: nodes[0] for o in here if (nodes := policy.nodes(o))
                 }
         secret = self.settings.token_secret.get_secret_value()
         return PlanContext(

@@ -74,6 +74,7 @@ class PlanContext(BaseModel):
 
     model_urls: Mapping[str, str] = Field(default_factory=dict)  # Model name -> spec.url
     dataset_urls: Mapping[str, str] = Field(default_factory=dict)  # Dataset name -> spec.url
+    dataset_nodes: Mapping[str, str] = Field(default_factory=dict)  # Dataset name -> nodeName
     node_addresses: Mapping[str, str] = Field(default_factory=dict)
     default_node_address: str | None = None
     ports: Mapping[str, int] = Field(default_factory=dict)  # role -> allocated port

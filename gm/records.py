@@ -22,11 +22,12 @@ from typing import Any
 import redis
 
 from apis import DatasetMessage, WorkerMessage, parse_upstream
+from apis.stages import StageMessage
 from broker import Envelope, retry_redis
 
 log = logging.getLogger(__name__)
 
-Message = WorkerMessage | DatasetMessage
+Message = WorkerMessage | DatasetMessage | StageMessage
 #: (subject, message, RFC 3339 time it was sent)
 Recorded = tuple[str, Message, str]
 

@@ -34,6 +34,7 @@ from lc.metrics import LCMetrics
 from lc.report_server import ReportServer
 from lc.runtime import ProcessRuntime, WorkerStatus
 from lc.settings import LCSettings
+from lc.staged import StagedJobs
 from lc.workertokens import TOKEN_ENV, WorkerTokens
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ class LocalController:
             metrics=self.metrics,
         )
         self.datasets = DatasetMonitor(self._on_dataset, period=settings.dataset_poll_period)
+        self.staged = StagedJobs(self.node, settings.data_dir, self.outbox.put)
         self.desired = DesiredState()
         self._watched: set[str] = set()
         self._lock = threading.Lock()
@@ -112,7 +114,12 @@ class LocalController:
         self.datasets.start()
         self.bus.subscribe(topics.down_filter(self.node), self._on_down)
         self.outbox.start()
-        for target, name in ((self._sync_loop, "sync"), (self._presence_loop, "presence")):
+        loops = (
+            (self._sync_loop, "sync"),
+            (self._presence_loop, "presence"),
+            (self._staged_loop, "staged"),
+        )
+        for target, name in loops:
             thread = threading.Thread(target=target, name=f"lc-{self.node}-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -252,6 +259,12 @@ class LocalController:
         for key in self._watched - datasets.keys():
             self.datasets.unwatch(key)
         self._watched = set(datasets)
+        self.staged.update(resources)
+
+    def _staged_loop(self) -> None:
+        """Staged jobs: read new samples, check train triggers, carry out deploys."""
+        while not self._stop.wait(min(max(self.staged.seconds_until_due(), 0.05), 1.0)):
+            self.staged.tick()
 
     # -- upstream --------------------------------------------------------------------------
 
@@ -295,6 +308,10 @@ class LocalController:
             output=report.output(),
         )
         self.outbox.put(kind, report.namespace, name, message.to_api())
+        if report.kind == "deploy":  # a hot update's outcome: the Deploy stage's, too
+            detail = report.output().progress().get("message")
+            urls = [m.url for m in report.models]
+            self.staged.on_deploy_report(report.namespace, name, report.status, urls, detail)
 
     def _on_dataset(self, seen: DatasetObservation) -> None:
         if seen.number_of_samples is None:

@@ -20,6 +20,7 @@ from gm.kinds.base import (
     WatchedPolicy,
 )
 from gm.kinds.federated_learning import FederatedLearningPolicy
+from gm.kinds.incremental_learning import IncrementalLearningPolicy
 from gm.kinds.inputs import DatasetPolicy, ModelPolicy
 from gm.kinds.joint_inference import JointInferencePolicy
 
@@ -46,6 +47,7 @@ POLICIES: dict[str, KindPolicy] = {
         DatasetPolicy(),
         JointInferencePolicy(),
         FederatedLearningPolicy(),
+        IncrementalLearningPolicy(),
     )
 }
 

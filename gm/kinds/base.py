@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from apis import DatasetMessage, OwnerReference, Resource, WorkerMessage, WorkerOutput, WorkerStatus
+from apis.stages import StageMessage
 from gm import status as rules
 from gm.plan import DesiredWorker, PlanContext
 from gm.reports import merge_metrics, upsert_worker
 
 Status = dict[str, Any]
-Message = WorkerMessage | DatasetMessage
+Message = WorkerMessage | DatasetMessage | StageMessage
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,8 @@ class InputPolicy(KindPolicy):
 
     #: The ``PlanContext`` field that maps this kind's object names to their ``spec.url``.
     plan_field: ClassVar[str | None] = None
+    #: The ``PlanContext`` field that maps this kind's object names to the node holding them.
+    node_field: ClassVar[str | None] = None
 
     def nodes(self, obj: dict[str, Any]) -> list[str]:
         """The nodes whose LC must hold ``obj`` (published on their ``down`` topics)."""
@@ -76,6 +79,23 @@ class JobPolicy(KindPolicy):
     def ports(self, job: Resource) -> tuple[str, ...]:
         """The roles whose workers listen on a port the GM allocates (``ctx.ports[role]``)."""
         return ()
+
+    def bind(self, job: Resource, ctx: PlanContext) -> JobPolicy:
+        """The policy that folds and derives ``job``'s status (a kind whose status rules need
+        the job's spec returns one bound to it; most kinds need none: ``self``)."""
+        return self
+
+    def downstream(
+        self,
+        job: Resource,
+        ctx: PlanContext,
+        canonical: dict[str, Any],
+        workers: Sequence[DesiredWorker],
+        status: Status,
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """``(node, object)`` for every node that must hold the job: by default the canonical
+        object for each node running one of its workers."""
+        return [(node, canonical) for node in sorted({w.node for w in workers})]
 
     @abstractmethod
     def plan(

@@ -22,6 +22,7 @@ class DatasetPolicy(InputPolicy):
 
     kind: ClassVar[str] = Dataset.KIND
     plan_field: ClassVar[str | None] = "dataset_urls"
+    node_field: ClassVar[str | None] = "dataset_nodes"
 
     def nodes(self, obj: dict[str, Any]) -> list[str]:
         """The node named in ``spec.nodeName``."""
