@@ -116,6 +116,7 @@ class GlobalManager:
 
     def start(self, sync_timeout: float = 60.0) -> None:
         """Sync informers, reconcile everything once, then serve events and upstream messages."""
+        self.downstream.hold_manifests()
         self._bus.subscribe(f"{topics.PREFIX}/+/down/#", self._on_retained)
         self._bus.subscribe(topics.GM_STATE_SUBSCRIPTION, self.nodes.on_state)
         loaded = self.records.load()

@@ -91,6 +91,8 @@ class DownstreamPublisher:
         self._by_owner: dict[str, dict[str, NodeMessage]] = {}
         self._sent: dict[str, bytes] = {}  # topic -> payload the broker has
         self._orphans: set[str] = set()  # retained topics found on the broker, not yet claimed
+        self._holding = False  # at start-up: manifests wait until every owner is declared
+        self._held: set[str] = set()  # nodes whose manifest waits
 
     def set_owner(self, owner: str, messages: Iterable[NodeMessage]) -> None:
         """Declare every message ``owner`` needs; publish the difference."""
@@ -114,7 +116,16 @@ class DownstreamPublisher:
             for topic in old.keys() - new.keys():
                 self._send(topic, b"")
             for node in touched:
-                self._send_manifest(node)
+                if self._holding:
+                    self._held.add(node)
+                else:
+                    self._send_manifest(node)
+
+    def hold_manifests(self) -> None:
+        """Send no manifest until :meth:`clear_orphans` (a GM starting up declares its owners one
+        by one; a manifest sent before the last would tell an LC to stop the others' workers)."""
+        with self._lock:
+            self._holding = True
 
     def remove_owner(self, owner: str) -> None:
         """``owner`` was deleted: clear its messages."""
@@ -128,10 +139,11 @@ class DownstreamPublisher:
                 self._sent[topic] = payload
 
     def clear_orphans(self) -> int:
-        """Clear retained messages that no current owner claims; returns how many."""
+        """Clear retained messages that no current owner claims and send the manifests held
+        back since :meth:`hold_manifests`; returns how many messages were cleared."""
         with self._lock:
             orphans, self._orphans = self._orphans, set()
-            nodes = set()
+            nodes, self._held, self._holding = set(self._held), set(), False
             for topic in orphans:
                 self._send(topic, b"")
                 nodes.add(topic.split("/")[2])

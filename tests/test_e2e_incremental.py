@@ -94,3 +94,81 @@ def test_seed_shape_learns_round_after_round_with_hot_update(
     described = cluster.kubectl("describe", "il", "digits-demo")
     assert "no need to deploy" in described and "Deployed" in described
     print(json.dumps({"accuracy": accuracy, "hard": hard, "decisions": decisions}, default=str))
+
+
+def _restart_lc(cluster: Cluster, node: str) -> None:
+    from lc import LocalController
+    from lc import settings as lc_settings
+
+    old = cluster.stack.lcs[node]
+    port = old.reports.port
+    old.stop()
+    values = old.settings.model_dump()
+    values["report_port"] = port
+    fresh = LocalController(lc_settings.build(values))
+    fresh.start()
+    cluster.stack.lcs[node] = fresh
+
+
+def _restart_gm(cluster: Cluster) -> None:
+    from gm.app import GMApp
+
+    old = cluster.stack.gm
+    assert old is not None
+    old.stop()
+    fresh = GMApp(old.settings)
+    fresh.start()
+    cluster.stack.gm = fresh
+
+
+def test_failed_round_then_lc_and_gm_restarts_mid_round_lose_nothing(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    work = Workspace(tmp_path / "digits")
+    work.prepare()
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    objects = job_manifests(work, node="edge0", hot=False, check_period=1)
+    train = objects[-1]["spec"]["trainSpec"]["template"]["spec"]["containers"][0]
+    train["args"] = [str(Path(__file__).parent / "workers" / "il_train.py")]
+    train["env"] = [{"name": "MARKER_DIR", "value": str(markers)}]
+    cluster.apply(objects)
+    served = served_pass(cluster, 0)
+    batches = work.batches()
+
+    # round 1: the train worker exits 0 without reporting a model -> the stage fails
+    (markers / "fail-next").touch()
+    work.append(batches[0])
+    status = wait_round_done(cluster, 1)
+    assert status["failedRounds"] == 1 and "trainedModel" not in status
+    failed = [c for c in status["conditions"] if c["type"] == "Failed"]
+    assert failed[0]["stage"] == "Train"
+    assert "exited without reporting a model" in failed[0]["message"]
+
+    # round 2: held mid-training while the LC, then the GM, are restarted under it
+    (markers / "hold").touch()
+    work.append(batches[1])
+    wait_for(
+        lambda: cluster.status("incrementallearningjobs", "digits-demo").get("state") == "Running",
+        ROUND_TIMEOUT,
+        "round 2's train worker to run",
+    )
+    _restart_lc(cluster, "edge0")
+    _restart_gm(cluster)  # its start-up once sent partial manifests, stopping this worker
+    (markers / "hold").unlink()
+    status = wait_round_done(cluster, 2)
+    starts = (markers / "starts.txt").read_text().splitlines()
+    assert [s.split()[0].rsplit("/", 1)[-1] for s in starts] == ["1", "2"]  # round 2 trained once
+    assert status["deploys"] == 1 and status["trainedModel"]["url"].endswith("train/2/model.pkl")
+    ready = [c for c in status["conditions"] if (c["stage"], c["type"]) == ("Train", "Ready")]
+    assert [c["round"] for c in ready] == [1, 2]  # no round cut twice
+    # cold update: the deploy Model's file is the trained model, the worker restarted on it
+    assert work.deploy_model.read_bytes() == Path(status["trainedModel"]["url"]).read_bytes()
+    after: dict[str, str] = {}
+
+    def restarted() -> bool:
+        after.update(metrics(cluster.status("incrementallearningjobs", "digits-demo")))
+        return after.get("pid") != served["pid"]
+
+    wait_for(restarted, 60, "the inference worker to restart on the new model")
+    assert float(served_pass(cluster, int(after["pass"]))["accuracy"]) > 0.85
