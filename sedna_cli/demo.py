@@ -2,7 +2,9 @@
 
 Stages: the stack comes up; the design documents' samples are applied and listed; the digits
 joint inference example runs three ways (edge only, cloud only, joint) through the control
-plane; a table compares them, next to the services' status as kubectl shows it.
+plane; a table compares them, next to the services' status as kubectl shows it; federated
+learning; incremental learning round by round (trigger, samples, eval metrics, deploy or not,
+the serving worker's accuracy and hard examples per pass).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "deploy" / "samples"
 JI_EXAMPLE = ROOT / "examples" / "joint_inference"
 FL_EXAMPLE = ROOT / "examples" / "federated_learning"
+IL_EXAMPLE = ROOT / "examples" / "incremental_learning"
+IL_JOB = "digits-demo"
 NODES = ["cloud0", "edge0", "edge1", "edge2"]
 
 #: The three ways the digits stream is run: service name, hard example mining, parameters.
@@ -42,7 +46,8 @@ JI_MODES: tuple[tuple[str, str, str, dict[str, str]], ...] = (
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``demo``."""
     parser = subparsers.add_parser(
-        "demo", help="run joint inference and federated learning end to end on this machine"
+        "demo",
+        help="run joint inference, federated and incremental learning end to end here",
     )
     parser.add_argument("--data-dir", type=Path, default=Path("data/demo"))
     parser.add_argument("--repeat", type=int, default=4, help="passes over the test split")
@@ -197,6 +202,89 @@ class Demo:
             )
         return "\n".join(rows)
 
+    def _il_status(self) -> dict[str, Any]:
+        job = self.api.get_namespaced_custom_object(
+            "sedna.io", "v1alpha1", "default", "incrementallearningjobs", IL_JOB
+        )
+        return job.get("status") or {}
+
+    def _il_metrics(self) -> dict[str, str]:
+        return {m["key"]: m["value"] for m in self._il_status().get("metrics") or []}
+
+    def _il_next_pass(self, after: int) -> dict[str, str]:
+        """The inference worker's report of the first pass that started after pass ``after``."""
+        self.wait(
+            "an inference pass",
+            lambda: int(self._il_metrics().get("pass", "0")) > after + 1,
+            lambda: "waiting for the inference worker's next pass",
+        )
+        return self._il_metrics()
+
+    def run_incremental_learning(self) -> list[dict[str, Any]]:
+        """The digits IncrementalLearningJob: batches appended one by one, each a round."""
+        sys.path.insert(0, str(IL_EXAMPLE))
+        from digits_il import Workspace, job_manifests
+
+        work = Workspace(self.work / "incremental")
+        work.prepare()
+        manifests = job_manifests(work, node="edge0", check_period=2, poll_period=1, name=IL_JOB)
+        print(self.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(manifests)), end="")
+        served = self._il_next_pass(0)
+        rounds = [{"round": 0, **served}]
+        print(
+            f"    initial model serving: accuracy {float(served['accuracy']):.3f}, "
+            f"{served['passHardExamples']} hard examples per pass (pid {served['pid']})"
+        )
+        for number, batch in enumerate(work.batches(), start=1):
+            work.append(batch)
+            print(f"    round {number}: appended {len(batch)} labelled samples to the Dataset")
+
+            def over(r: int = number) -> bool:
+                status = self._il_status()
+                return status.get("round") == r and status.get("state") == "Waiting"
+
+            def where() -> str:
+                status = self._il_status()
+                return f"round {status.get('round')}: {status.get('stage')} {status.get('state')}"
+
+            self.wait(f"round {number}", over, where)
+            status = self._il_status()
+            decision, data = status.get("lastDecision") or {}, status.get("roundData") or {}
+            seen = decision.get("metrics") or {}
+            trigger = next(
+                (
+                    c.get("message")
+                    for c in reversed(status.get("conditions") or [])
+                    if (c.get("stage"), c.get("type"), c.get("round")) == ("Train", "Ready", number)
+                ),
+                "",
+            )
+            print(
+                f"      trigger: {trigger}; train {data.get('train')} / eval {data.get('eval')} "
+                f"samples; precision trained {seen.get('precision', float('nan')):.3f}, "
+                f"delta {seen.get('precision_delta', float('nan')):+.3f} -> "
+                f"{'deploy' if decision.get('deploy') else 'no deploy'} ({decision.get('reason')})"
+            )
+            served = self._il_next_pass(int(self._il_metrics().get("pass", "0")))
+            rounds.append({"round": number, "deploy": decision.get("deploy"), **served})
+            print(
+                f"      serving: accuracy {float(served['accuracy']):.3f}, "
+                f"{served['passHardExamples']} hard examples per pass (pid {served['pid']})"
+            )
+        return rounds
+
+    @staticmethod
+    def incremental_table(rounds: list[dict[str, Any]]) -> str:
+        """Accuracy and hard examples of the serving worker after each round."""
+        lines = [f"{'round':<7} {'deployed':<9} {'accuracy':>8} {'hard examples':>13} {'pid':>8}"]
+        for r in rounds:
+            deployed = "" if r["round"] == 0 else ("yes" if r.get("deploy") else "no")
+            lines.append(
+                f"{r['round']:<7} {deployed:<9} {float(r['accuracy']):>8.3f} "
+                f"{r['passHardExamples']:>13} {r['pid']:>8}"
+            )
+        return "\n".join(lines)
+
     def run_federated_learning(self) -> dict[str, Any]:
         """Three edges train on label-skewed splits; follow the rounds; compare the result."""
         data, models = self.work / "fl-data", self.work / "fl-models"
@@ -300,16 +388,16 @@ def run(args: argparse.Namespace) -> int:
     work = data_dir / "work"
     work.mkdir(parents=True)
     stack = Stack(StackOptions(data_dir=data_dir / "sedna", nodes=NODES))
-    print(f"[1/5] starting sedna: API server, Mosquitto, Redis, GM, LCs {' '.join(NODES)}")
+    print(f"[1/6] starting sedna: API server, Mosquitto, Redis, GM, LCs {' '.join(NODES)}")
     stack.start()
     try:
         print(f"      KUBECONFIG={stack.kubeconfig}")
         demo = Demo(stack, work, args.timeout)
-        print("[2/5] kubectl apply -f deploy/samples (the design documents' samples)")
+        print("[2/6] kubectl apply -f deploy/samples (the design documents' samples)")
         demo.apply_seed_samples()
-        print("[3/5] training the digits models (scikit-learn's bundled digits)")
+        print("[3/6] training the digits models (scikit-learn's bundled digits)")
         models = demo.train_models()
-        print("[4/5] joint inference through the control plane: edge only, cloud only, joint")
+        print("[4/6] joint inference through the control plane: edge only, cloud only, joint")
         demo.run_joint_inference(models, args.repeat)
         print()
         print(f"Joint inference on the digits test split ({args.repeat} passes), three services:")
@@ -324,7 +412,7 @@ def run(args: argparse.Namespace) -> int:
             )
         )
         print()
-        print("[5/5] federated learning: three edges with label-skewed digits, one aggregator")
+        print("[5/6] federated learning: three edges with label-skewed digits, one aggregator")
         result = demo.run_federated_learning()
         print()
         print("Federated learning on the digits test split")
@@ -332,6 +420,14 @@ def run(args: argparse.Namespace) -> int:
         print()
         print("$ kubectl get federatedlearningjobs")
         print(demo.kubectl("get", "federatedlearningjobs"))
+        print("[6/6] incremental learning: labelled digits arrive in batches, each a round")
+        rounds = demo.run_incremental_learning()
+        print()
+        print("Incremental learning: the serving worker on the hold-out after each round")
+        print(demo.incremental_table(rounds))
+        print()
+        print("$ kubectl get incrementallearningjobs")
+        print(demo.kubectl("get", "incrementallearningjobs"))
     finally:
         stack.stop()
     return 0
