@@ -195,5 +195,6 @@ class StagedDirective(ApiModel):
     stage: Stage
     state: StageState
     deploy: DeployAction | None = None
+    deploy_node: str | None = Field(default=None, description="The node that carries deploys out.")
     served_model_url: str | None = Field(default=None, alias="servedModelURL")
     target_url: str | None = Field(default=None, alias="targetURL")

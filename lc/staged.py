@@ -160,7 +160,7 @@ class StagedJobs:
             try:
                 if job.splitter is not None:
                     self._dataset_side(job)
-                if job.directive.deploy is not None or job.directive.served_model_url:
+                if job.directive.deploy_node == self.node:
                     self._deploy_side(job)
             except Exception:
                 log.exception("staged job tick failed", extra={"job": job.name})

@@ -232,7 +232,9 @@ def deploying(tmp_path: Path, hot: bool, round_: int = 1) -> StagedDirective:
         target_url=str(tmp_path / "deploy.pkl"),
         hot_update_config=str(tmp_path / "hot" / "model_config.json") if hot else None,
     )
-    return StagedDirective(round=round_, stage=S.DEPLOY, state=W.STARTING, deploy=action)
+    return StagedDirective(
+        round=round_, stage=S.DEPLOY, state=W.STARTING, deploy=action, deploy_node="edge0"
+    )
 
 
 def test_cold_deploy_replaces_the_model_file_once(tmp_path: Path, clock: FakeClock) -> None:
@@ -267,6 +269,7 @@ def test_hot_deploy_writes_the_config_and_mirrors_the_served_model(
         round=1,
         stage=S.TRAIN,
         state=W.WAITING,
+        deploy_node="edge0",
         served_model_url=directive.deploy.model_url,
         target_url=str(tmp_path / "deploy.pkl"),
     )
@@ -303,3 +306,12 @@ def test_the_inference_workers_reload_report_becomes_the_deploy_outcome(
     failed, loaded = outbox.messages()
     assert (failed.state, failed.round, failed.message) == (W.FAILED, 2, "UnpicklingError: x")
     assert (loaded.state, loaded.models[0].url) == (W.COMPLETED, "/m.pkl")
+
+
+def test_only_the_deploy_node_deploys(tmp_path: Path, clock: FakeClock) -> None:
+    outbox = Outbox()
+    lc = StagedJobs("edge1", tmp_path / "lc", outbox, clock)
+    (tmp_path / "deploy.pkl").write_bytes(b"old")
+    lc.update(resources(tmp_path, deploying(tmp_path, hot=False)))  # deploy node: edge0
+    lc.tick()
+    assert outbox.sent == [] and (tmp_path / "deploy.pkl").read_bytes() == b"old"

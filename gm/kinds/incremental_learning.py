@@ -218,6 +218,7 @@ class IncrementalLearningPolicy(StagedKind):
             round=status.round,
             stage=status.stage or Stage.TRAIN,
             state=status.state or StageState.WAITING,
+            deploy_node=plan.node_of(il.spec.deploy_spec.template, "spec.deploySpec"),
             deploy=action,
             served_model_url=served,
             target_url=target if served else None,
