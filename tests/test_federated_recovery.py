@@ -241,6 +241,6 @@ def test_killed_aggregator_resumes_from_its_checkpoint(
     assert killed_at <= resumed_round < 6
     assert _checkpoint_round(checkpoints) == 6
     # Every round had both updates: 6 rounds of (10 * 1 + 30 * 2) / 40 = 1.75.
-    final = dict(load_npz(model_path))
+    final = dict(load_npz(checkpoints / "global_round_00006.npz"))
     np.testing.assert_allclose(final["layer_0000"], np.full((64, 8), 6 * 1.75), rtol=1e-5)
     assert all(summary.final_round == 6 for summary in results.values())

@@ -384,7 +384,7 @@ def test_corrupt_checkpoint_is_reported(tmp_path: Path) -> None:
         load_npz(tmp_path / "missing.npz")
 
 
-def test_aggregator_writes_checkpoints_and_the_final_model(
+def test_aggregator_writes_checkpoints_not_the_model_file(
     aggregators: list[AggregationServer], tmp_path: Path
 ) -> None:
     model_path = tmp_path / "out" / "model.npz"
@@ -394,10 +394,13 @@ def test_aggregator_writes_checkpoints_and_the_final_model(
     aggregators.append(aggregator)
     _run_all({"a": (_trainer(aggregator, "a", StepEstimator(0.5)), 3)})
     assert aggregator.wait(10)
-    loaded = CheckpointStore(tmp_path / "ckpt").load()
+    store = CheckpointStore(tmp_path / "ckpt")
+    loaded = store.load()
     assert loaded is not None and loaded[0].round == 2
-    final = dict(load_npz(model_path))
+    final = dict(load_npz(store.model_path(2)))
     np.testing.assert_allclose(final["layer_0000"], np.full((3, 2), 1.0))
+    # MODEL_URL is the training workers' to write, with their estimator's own save.
+    assert not model_path.exists()
 
 
 def test_the_first_round_starts_from_the_pretrained_model(
@@ -547,7 +550,8 @@ def test_aggregator_reports_rounds_and_nodes_to_its_lc(
     completed = [body for body in mine if body["status"] == "completed"][-1]
     assert completed["ownerName"] == JOB and completed["kind"] == "aggregation"
     assert completed["taskInfo"]["currentRound"] == 2
-    assert completed["models"] == [{"format": "npz", "url": str(model_path)}]
+    # The model file is the training workers' to write and report.
+    assert "models" not in completed and not model_path.exists()
 
 
 def test_unreachable_aggregator_is_reported_after_the_retry_budget() -> None:

@@ -77,6 +77,8 @@ def main() -> int:
             "AGG_PORT": str(port),
             "TRAIN_DATASET_URL": str(train_path),
             "TEST_DATASET_URL": str(test_path),
+            # As upstream's GM does: every trainer saves the global model with its estimator.
+            "MODEL_URL": str(model_path),
             "epochs": str(args.epochs),
             "learning_rate": "0.1",
             "batch_size": "32",

@@ -3,7 +3,8 @@
 Reads its node's split from TRAIN_DATASET_URL (CSV, label column ``label``), trains the numpy
 MLP locally for ``epochs`` per round and federates through the aggregator at AGG_IP:AGG_PORT.
 Job parameters: learning_rate, batch_size, epochs, aggregation, compression, topk_ratio, seed.
-TEST_DATASET_URL, when set, is evaluated at the end; the model goes to MODEL_URL if set.
+TEST_DATASET_URL, when set, is evaluated at the end; each round's global model is saved at
+MODEL_URL (when set) with the estimator's own ``save``.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ def main() -> None:
     if BaseConfig.test_dataset_url:
         test_data = CSVDataParse(data_type="test").parse(BaseConfig.test_dataset_url, label="label")
         line += f", test accuracy {estimator.evaluate(test_data)['accuracy']:.4f}"
-    if BaseConfig.model_url:
-        line += f", model {estimator.save(BaseConfig.model_url)}"
+    if summary.model_path:  # the library saved each round's global model with estimator.save
+        line += f", model {summary.model_path}"
     print(line, flush=True)
 
 

@@ -13,13 +13,12 @@ import numpy as np
 
 from sedna.algorithms.aggregation import BaseAggregation
 from sedna.algorithms.compression import BaseCodec, codec_names, get_codec
-from sedna.common.report import LCReporter, ReportedModel, utc_now
+from sedna.common.report import LCReporter, utc_now
 from sedna.core.federated_learning.buffers import BufferPool
 from sedna.core.federated_learning.checkpoint import (
     CheckpointRecord,
     CheckpointStore,
     load_npz,
-    save_npz,
 )
 from sedna.core.federated_learning.coordinator import GlobalModel, RoundCoordinator, RoundStatus
 from sedna.core.federated_learning.errors import JobFailed
@@ -350,8 +349,6 @@ class AggregationServer:
                 model.named(),
                 self.rule.state(),
             )
-        if round_number >= self.settings.exit_round and self.settings.model_path is not None:
-            save_npz(self.settings.model_path, model.named())
         self.coordinator.publish(model)
         LOG.info(
             "round %d aggregated",
@@ -378,11 +375,8 @@ class AggregationServer:
     def _finish(self) -> None:
         final = self.coordinator.latest
         assert final is not None
-        models = []
-        if self.settings.model_path is not None:
-            if not self.settings.model_path.exists():
-                save_npz(self.settings.model_path, final.named())
-            models.append(ReportedModel(format="npz", url=str(self.settings.model_path)))
+        # The model file at MODEL_URL is the training workers' (their estimator's own save);
+        # the aggregator's global models stay in its checkpoints.
         self.reporter.report(
             "completed",
             {
@@ -390,7 +384,6 @@ class AggregationServer:
                 "aggregationCount": final.round,
                 "totalSamples": final.total_samples,
             },
-            models=models,
         )
         LOG.info("federated job finished", extra={"round": final.round})
         # Serve the final model until every worker of the last round has it (or grace ends).
