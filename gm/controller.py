@@ -319,6 +319,16 @@ class GlobalManager:
         bound = policy.bind(resource, ctx)
         status = job_status(bound, previous, self.records.of(key), workers, pods, stamp)
         self.status.write(kid, info, obj, status)
+        for kind, name, fields in policy.input_statuses(resource, status):
+            self._merge_status(kind, namespace, name, fields)
+
+    def _merge_status(self, kind: str, namespace: str, name: str, fields: dict[str, Any]) -> None:
+        """Merge ``fields`` into the status of an object a job uses (absent: nothing)."""
+        kid = next((k for k, i in self._kinds.items() if i.kind == kind), None)
+        obj = self.informers[kid].get(f"{namespace}/{name}") if kid else None
+        if kid is None or obj is None:
+            return
+        self.status.write(kid, self._kinds[kid], obj, {**(obj.get("status") or {}), **fields})
 
     def _plan_context(
         self, namespace: str, ports: dict[str, int], owner: OwnerReference

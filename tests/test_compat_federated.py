@@ -129,3 +129,40 @@ def test_an_estimator_without_save_gets_an_npz(
     assert summary.model_path == str(tmp_path / "models" / "global_model.npz")
     with np.load(summary.model_path) as archive:
         assert archive.files == ["layer_0000", "layer_0001"]
+
+
+def test_gm_gives_trainers_the_model_and_updates_the_model_status() -> None:
+    from apis import OwnerReference, parse_resource, to_canonical
+    from gm.kinds import policy_for_kind
+    from gm.plan import PlanContext
+    from tests.test_apis import load_sample
+
+    job = to_canonical(parse_resource(load_sample("edgeai_federatedlearningtask.yaml")))
+    ctx = PlanContext(
+        model_urls={"model-demo1": "/m/global.pkl"},
+        dataset_urls={f"dataset-demo{i}": f"/d/{i}.txt" for i in range(3)},
+        default_node_address="127.0.0.1",
+        ports={"aggregation": 22000},
+        job_token="t0k",
+    )
+    policy = policy_for_kind("FederatedLearningJob")
+    owner = OwnerReference(api_version="sedna.io/v1alpha1", kind="FederatedLearningJob", name="j")
+    agg, *trainers = policy.plan(job, owner, ctx, {})  # type: ignore[union-attr]
+    # As upstream's GM: every training worker saves the global model at the Model's URL.
+    assert {(t.env["MODEL_URL"], t.env["MODEL_NAME"]) for t in trainers} == {
+        ("/m/global.pkl", "model-demo1")
+    }
+    assert agg.env["MODEL_URL"] == "/m/global.pkl"
+    status = {
+        "outputModel": "/m/global.pkl",
+        "metrics": [{"key": "loss", "value": "[0.5, 0.25]"}],
+        "workers": [
+            {"name": "j-aggregation", "role": "aggregation", "lastUpdateTime": "t9"},
+            {"name": "j-training-0", "role": "training", "lastUpdateTime": "t2"},
+            {"name": "j-training-1", "role": "training", "lastUpdateTime": "t3"},
+        ],
+    }
+    assert policy.input_statuses(job, status) == [  # type: ignore[union-attr]
+        ("Model", "model-demo1", {"updateTime": "t3", "metrics": status["metrics"]})
+    ]
+    assert policy.input_statuses(job, {"workers": status["workers"]}) == []  # type: ignore[union-attr]

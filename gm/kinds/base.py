@@ -97,6 +97,11 @@ class JobPolicy(KindPolicy):
         object for each node running one of its workers."""
         return [(node, canonical) for node in sorted({w.node for w in workers})]
 
+    def input_statuses(self, job: Resource, status: Status) -> list[tuple[str, str, Status]]:
+        """Status fields the job's status sets on objects it uses, as ``(kind, name, fields)``
+        in the job's namespace (a federated job's Model: its latest version)."""
+        return []
+
     @abstractmethod
     def plan(
         self, job: Resource, owner: OwnerReference, ctx: PlanContext, status: Status

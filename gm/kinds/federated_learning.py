@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
-from apis import FederatedLearningJob, OwnerReference, WorkerOutput, WorkerStatus
+from apis import FederatedLearningJob, Model, OwnerReference, WorkerOutput, WorkerStatus
 from gm import plan
 from gm import status as rules
 from gm.kinds.base import JobPolicy, JobSeries, Sample, Status
@@ -81,6 +81,7 @@ class FederatedLearningPolicy(JobPolicy):
             "PARTICIPANTS_COUNT": str(len(fl.spec.training_workers)),
             "SEDNA_JOB_TOKEN": ctx.job_token,
         }
+        model_url = plan.need(ctx.model_urls, agg.model.name, "model")
         pretrained = fl.spec.pretrained_model
         base_model = (
             {"BASE_MODEL_URL": plan.need(ctx.model_urls, pretrained.name, "model")}
@@ -98,7 +99,7 @@ class FederatedLearningPolicy(JobPolicy):
                 env={
                     **common,
                     "AGG_BIND_PORT": port,
-                    "MODEL_URL": plan.need(ctx.model_urls, agg.model.name, "model"),
+                    "MODEL_URL": model_url,
                     **base_model,
                 },
             )
@@ -119,13 +120,19 @@ class FederatedLearningPolicy(JobPolicy):
                         "AGG_IP": agg_address,
                         "AGG_PORT": port,
                         "TRAIN_DATASET_URL": dataset_url,
+                        # As upstream: each trainer saves the global model with its estimator.
+                        "MODEL_URL": model_url,
+                        "MODEL_NAME": agg.model.name,
                     },
                 )
             )
         return workers
 
     def fold_progress(self, status: Status, role: str | None, output: WorkerOutput) -> None:
-        """The aggregator's rounds, aggregations, nodes and latest model."""
+        """The aggregator's rounds, aggregations and nodes; the model the training workers
+        save (their estimator's own file at the Model's URL)."""
+        if role == "training" and output.models:
+            status["outputModel"] = output.models[-1].url
         if role != "aggregation":
             return
         progress = output.progress()
@@ -137,6 +144,22 @@ class FederatedLearningPolicy(JobPolicy):
             status["nodes"] = [n for n in nodes if isinstance(n, dict) and n.get("nodeName")]
         if output.models:
             status["outputModel"] = output.models[-1].url
+
+    def input_statuses(self, job: Any, status: Status) -> list[tuple[str, str, Status]]:
+        """The aggregation worker's Model: when a training worker reported a new version, its
+        time and the job's model metrics (upstream updates that Model every round)."""
+        times = [
+            w["lastUpdateTime"]
+            for w in status.get("workers") or []
+            if w.get("role") == "training" and w.get("lastUpdateTime")
+        ]
+        if not status.get("outputModel") or not times:
+            return []
+        fl: FederatedLearningJob = job
+        fields: Status = {"updateTime": max(times)}
+        if status.get("metrics"):
+            fields["metrics"] = status["metrics"]
+        return [(Model.KIND, fl.spec.aggregation_worker.model.name, fields)]
 
     def derive(
         self, status: Status, workers: Sequence[WorkerStatus], expected: int, stamp: str
