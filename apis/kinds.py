@@ -328,9 +328,54 @@ class LifelongLearningJobSpec(ApiModel):
     output_dir: str | None = None
 
 
+class KBModel(ApiModel):
+    """One task model the knowledge base holds."""
+
+    model_id: str = Field(alias="modelID")
+    average_precision: float = Field(default=0.0, alias="averagePrecision")
+    number_of_train_samples: int = Field(default=0, ge=0, alias="numberOfTrainSamples")
+
+
+class KBModels(ApiModel):
+    """``status.knowledgeBase.AIModels``."""
+
+    number_of_ai_models: int = Field(default=0, ge=0, alias="numberOfAIModels")
+    list_of_ai_models: list[KBModel] = Field(default_factory=list, alias="listOfAIModels")
+
+
+class KBClasses(ApiModel):
+    """``status.knowledgeBase.AIClasses``."""
+
+    number_of_ai_classes: int = Field(default=0, ge=0, alias="numberOfAIClasses")
+    list_of_ai_classes: list[str] = Field(default_factory=list, alias="listOfAIClasses")
+
+
+class KBSamples(ApiModel):
+    """``status.knowledgeBase.samples``."""
+
+    number_of_labeled_unseen_sample: int = Field(
+        default=0, ge=0, alias="numberOfLabeledUnseenSample"
+    )
+    number_of_unseen_sample: int = Field(default=0, ge=0, alias="numberOfUnseenSample")
+
+
+class KnowledgeBaseStatus(ApiModel):
+    """What the job's knowledge base holds (seed 000's ``status.knowledgeBase``)."""
+
+    ai_models: KBModels = Field(default_factory=KBModels, alias="AIModels")
+    ai_classes: KBClasses = Field(default_factory=KBClasses, alias="AIClasses")
+    samples: KBSamples = Field(default_factory=KBSamples)
+
+
+class LifelongLearningJobStatus(StagedJobStatus):
+    """Status of a lifelong learning job: the staged round plus its knowledge base."""
+
+    knowledge_base: KnowledgeBaseStatus | None = Field(default=None, alias="knowledgeBase")
+
+
 class LifelongLearningJob(SednaResource):
     """Lifelong learning: multi-task and incremental learning with a cloud knowledge base."""
 
     KIND: ClassVar[str] = "LifelongLearningJob"
     spec: LifelongLearningJobSpec
-    status: StagedJobStatus | None = None
+    status: LifelongLearningJobStatus | None = None

@@ -131,6 +131,16 @@ _STAGE_COLUMNS = (
     ),
     AGE,
 )
+_LIFELONG_COLUMNS = (
+    *_STAGE_COLUMNS[:3],
+    PrinterColumn(
+        name="Tasks",
+        type="integer",
+        json_path=".status.knowledgeBase.AIModels.numberOfAIModels",
+        description="Task models in the job's knowledge base",
+    ),
+    AGE,
+)
 
 #: Canonical kinds first. Names mean the same on every server: kubectl resolves a bare plural,
 #: singular or short name to the first group in discovery order, and a real kube-apiserver lists
@@ -191,7 +201,7 @@ KINDS: tuple[KindInfo, ...] = (
         plural="lifelonglearningjobs",
         singular="lifelonglearningjob",
         short_names=("ll",),
-        printer_columns=_STAGE_COLUMNS,
+        printer_columns=_LIFELONG_COLUMNS,
     ),
     KindInfo(
         model=LegacyJointInferenceService,

@@ -121,7 +121,7 @@ def kb_latency(sizes: list[int], repeat: int) -> list[dict[str, Any]]:
 def detection_quality(work: Path, name: str) -> dict[str, float]:
     """Precision and recall of the unseen flag in one inference output (positives: inverted)."""
     tp = fp = fn = 0
-    with (work / name / "inference.csv").open(encoding="utf-8") as handle:
+    with (work / name / "inference" / "holdout.csv").open(encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
             unseen, positive = row["unseen"] == "1", row["task"] == "inverted"
             tp += unseen and positive

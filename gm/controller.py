@@ -356,6 +356,7 @@ class GlobalManager:
             default_node_address=self.settings.default_node_address,
             ports=ports,
             job_token=job_token(secret, owner.uid),
+            kb_server=self.settings.kb_server,
         )
 
     def _node_addresses(self) -> dict[str, str]:

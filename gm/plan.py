@@ -79,6 +79,7 @@ class PlanContext(BaseModel):
     default_node_address: str | None = None
     ports: Mapping[str, int] = Field(default_factory=dict)  # role -> allocated port
     job_token: str = ""
+    kb_server: str | None = None  # the knowledge base lifelong learning workers use
 
     def node_address(self, node: str) -> str:
         """Where workers on ``node`` can be reached."""

@@ -41,6 +41,11 @@ SOURCES: dict[str, Source] = {
         "--lease-namespace", "SEDNA_GM_LEASE_NAMESPACE", "namespace of the Lease"
     ),
     "workers": Source("--workers", "SEDNA_GM_WORKERS", "reconcile threads"),
+    "kb_server": Source(
+        "--kb-server",
+        "SEDNA_KB_SERVER",
+        "knowledge base URL given to lifelong learning workers as KB_SERVER",
+    ),
 }
 
 
@@ -64,6 +69,7 @@ class GMSettings(ComponentSettings):
     lease_name: str = "sedna-gm"
     lease_duration: float = Field(default=15.0, gt=1)
     workers: int = Field(default=4, ge=1, le=64)
+    kb_server: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/\S*)?$")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

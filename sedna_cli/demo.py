@@ -4,7 +4,8 @@ Stages: the stack comes up; the design documents' samples are applied and listed
 joint inference example runs three ways (edge only, cloud only, joint) through the control
 plane; a table compares them, next to the services' status as kubectl shows it; federated
 learning; incremental learning round by round (trigger, samples, eval metrics, deploy or not,
-the serving worker's accuracy and hard examples per pass).
+the serving worker's accuracy and hard examples per pass); lifelong learning (the knowledge
+base's tasks and the mixed-stream accuracy per round, next to one global model).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ JI_EXAMPLE = ROOT / "examples" / "joint_inference"
 FL_EXAMPLE = ROOT / "examples" / "federated_learning"
 IL_EXAMPLE = ROOT / "examples" / "incremental_learning"
 IL_JOB = "digits-demo"
+LL_EXAMPLE = ROOT / "examples" / "lifelong_learning"
 NODES = ["cloud0", "edge0", "edge1", "edge2"]
 
 #: The three ways the digits stream is run: service name, hard example mining, parameters.
@@ -47,7 +49,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``demo``."""
     parser = subparsers.add_parser(
         "demo",
-        help="run joint inference, federated and incremental learning end to end here",
+        help="run joint inference, federated, incremental and lifelong learning end to end here",
     )
     parser.add_argument("--data-dir", type=Path, default=Path("data/demo"))
     parser.add_argument("--repeat", type=int, default=4, help="passes over the test split")
@@ -285,6 +287,84 @@ class Demo:
             )
         return "\n".join(lines)
 
+    def run_lifelong_learning(self) -> list[dict[str, Any]]:
+        """The digits LifelongLearningJob: two tasks, then the third once its unseen samples
+        are labelled; per round the knowledge base and the served accuracy."""
+        sys.path.insert(0, str(LL_EXAMPLE))
+        from job import NAME, Workspace, manifests
+        from run_local import global_model
+
+        work = Workspace(self.work / "lifelong")
+        work.prepare()
+        print(self.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(manifests(work))), end="")
+        rounds = []
+        for number in (1, 2):
+            if number == 1:
+                added = work.append(["upright", "mirrored"])
+                print(f"    round 1: appended {added} labelled rows (upright, mirrored)")
+            else:
+                added = work.append_labelled_unseen()
+                print(f"    round 2: labelled the {added} unseen rows saved, appended them")
+
+            def status() -> dict[str, Any]:
+                return (
+                    self.api.get_namespaced_custom_object(
+                        "sedna.io", "v1alpha1", "default", "lifelonglearningjobs", NAME
+                    ).get("status")
+                    or {}
+                )
+
+            def over(r: int = number) -> bool:
+                current = status()
+                return current.get("round") == r and current.get("state") == "Waiting"
+
+            def current_pass() -> bool:
+                summary = work.summary()
+                deployed = work.deployed_create_time()
+                return bool(summary and summary["index_create_time"] == deployed)
+
+            def where() -> str:
+                current = status()
+                return "round " + " ".join(str(current.get(k)) for k in ("round", "stage", "state"))
+
+            self.wait(f"round {number}", over, where)
+            self.wait("an inference pass", current_pass, lambda: "waiting for the inference worker")
+            done, summary = status(), work.summary() or {}
+            models = done["knowledgeBase"]["AIModels"]["listOfAIModels"]
+            held = summary["holdout"]
+            total = sum(v["samples"] for v in held.values())
+            files = [Path(c) for c in sorted(work.output.glob("data/train/*/data.csv"))]
+            rounds.append(
+                {
+                    "round": number,
+                    "tasks": [m["modelID"] for m in models],
+                    "accuracy": {t: v["accuracy"] for t, v in held.items()},
+                    "unseen": {t: v["unseen"] for t, v in held.items()},
+                    "mixed": sum(v["accuracy"] * v["samples"] for v in held.values()) / total,
+                    "global": global_model(work.root, files),
+                    "decision": done["lastDecision"]["reason"],
+                }
+            )
+            print(f"      {done['lastDecision']['reason']}; knowledge base: {rounds[-1]['tasks']}")
+        return rounds
+
+    @staticmethod
+    def lifelong_table(rounds: list[dict[str, Any]]) -> str:
+        """Per round: the tasks known, accuracy and unseen share per task, the mixed stream."""
+        lines = [
+            f"{'round':<6} {'tasks':<28} {'task':<9} {'accuracy':>8} {'global':>7} {'unseen':>7}"
+        ]
+        for r in rounds:
+            for i, task in enumerate(r["accuracy"]):
+                known = ", ".join(r["tasks"]) if i == 0 else ""
+                accuracy, baseline = r["accuracy"][task], r["global"][task]
+                lines.append(
+                    f"{r['round'] if i == 0 else '':<6} {known:<28} {task:<9} "
+                    f"{accuracy:>8.3f} {baseline:>7.3f} {r['unseen'][task]:>7.1%}"
+                )
+            lines.append(f"{'':<6} {'':<28} {'mixed':<9} {r['mixed']:>8.3f}")
+        return "\n".join(lines)
+
     def run_federated_learning(self) -> dict[str, Any]:
         """Three edges train on label-skewed splits; follow the rounds; compare the result."""
         data, models = self.work / "fl-data", self.work / "fl-models"
@@ -388,16 +468,16 @@ def run(args: argparse.Namespace) -> int:
     work = data_dir / "work"
     work.mkdir(parents=True)
     stack = Stack(StackOptions(data_dir=data_dir / "sedna", nodes=NODES))
-    print(f"[1/6] starting sedna: API server, Mosquitto, Redis, GM, LCs {' '.join(NODES)}")
+    print(f"[1/7] starting sedna: API server, Mosquitto, Redis, GM, LCs {' '.join(NODES)}")
     stack.start()
     try:
         print(f"      KUBECONFIG={stack.kubeconfig}")
         demo = Demo(stack, work, args.timeout)
-        print("[2/6] kubectl apply -f deploy/samples (the design documents' samples)")
+        print("[2/7] kubectl apply -f deploy/samples (the design documents' samples)")
         demo.apply_seed_samples()
-        print("[3/6] training the digits models (scikit-learn's bundled digits)")
+        print("[3/7] training the digits models (scikit-learn's bundled digits)")
         models = demo.train_models()
-        print("[4/6] joint inference through the control plane: edge only, cloud only, joint")
+        print("[4/7] joint inference through the control plane: edge only, cloud only, joint")
         demo.run_joint_inference(models, args.repeat)
         print()
         print(f"Joint inference on the digits test split ({args.repeat} passes), three services:")
@@ -412,7 +492,7 @@ def run(args: argparse.Namespace) -> int:
             )
         )
         print()
-        print("[5/6] federated learning: three edges with label-skewed digits, one aggregator")
+        print("[5/7] federated learning: three edges with label-skewed digits, one aggregator")
         result = demo.run_federated_learning()
         print()
         print("Federated learning on the digits test split")
@@ -420,7 +500,7 @@ def run(args: argparse.Namespace) -> int:
         print()
         print("$ kubectl get federatedlearningjobs")
         print(demo.kubectl("get", "federatedlearningjobs"))
-        print("[6/6] incremental learning: labelled digits arrive in batches, each a round")
+        print("[6/7] incremental learning: labelled digits arrive in batches, each a round")
         rounds = demo.run_incremental_learning()
         print()
         print("Incremental learning: the serving worker on the hold-out after each round")
@@ -428,6 +508,14 @@ def run(args: argparse.Namespace) -> int:
         print()
         print("$ kubectl get incrementallearningjobs")
         print(demo.kubectl("get", "incrementallearningjobs"))
+        print("[7/7] lifelong learning: digits upright, mirrored, then inverted (unseen at first)")
+        lifelong = demo.run_lifelong_learning()
+        print()
+        print("Lifelong learning: the served knowledge on the hold-out under each transform")
+        print(demo.lifelong_table(lifelong))
+        print()
+        print("$ kubectl get lifelonglearningjobs")
+        print(demo.kubectl("get", "lifelonglearningjobs"))
     finally:
         stack.stop()
     return 0

@@ -148,6 +148,7 @@ class Stack:
         self._start_kb()
 
         gm_values = {
+            "kb_server": self.kb.url if self.kb else None,
             "kubeconfig": str(self.kubeconfig),
             "mqtt_url": mqtt_url,
             "mqtt_username": gm_user,

@@ -1,15 +1,23 @@
-"""Inference worker: stream ``infer_dataset_url`` (CSV) through the deployed knowledge.
+"""Inference worker: stream the CSV files of ``infer_dataset_url`` (``;``-separated) through the
+deployed knowledge, pass after pass.
 
-Writes ``OUTPUT_URL/inference.csv`` (task, label, prediction, unseen, task used) and saves
-unseen rows under ``UT_SAVED_URL`` for labelling; reports its counts to the LC.
-``drop_task_column=true`` hides the task column (attribute-free detection).
+Each pass writes ``OUTPUT_URL/inference/<file>.csv`` (task, label, prediction, unseen, task
+used) and ``OUTPUT_URL/inference/summary.json`` (the index it served and, per file, accuracy and
+unseen share by task); the unseen rows of a file go to ``UT_SAVED_URL/<file>/`` for labelling
+(replaced each pass). ``passes`` (default 1; 0 = for ever) and ``pass_interval_seconds`` (1);
+``drop_task_column=true`` hides the task column (attribute-free detection). Counts go to the LC.
 """
 
 from __future__ import annotations
 
 import csv
+import json
+import os
 import sys
+import time
+from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from estimator import TaskEstimator  # the example's estimator, next to this script
@@ -21,22 +29,15 @@ from sedna.datasources import CSVDataParse
 BATCH = 60
 
 
-def main() -> int:
-    """Infer batch by batch; print the accuracy and unseen share."""
-    data = CSVDataParse(data_type="eval").parse(
-        Context.get_parameters("infer_dataset_url"), label="label"
-    )
+def infer_file(ll: LifelongLearning, source: Path, out: Path) -> dict[str, Any]:
+    """One file through ``ll``; returns per task ``{accuracy, unseen, samples}``."""
+    data = CSVDataParse(data_type="eval").parse(source, label="label")
     tasks = data.x["task"].to_numpy()
     if Context.get_parameters("drop_task_column", "false") == "true":
         data.x = data.x.drop(columns=["task"])
-    ll = LifelongLearning(
-        TaskEstimator,
-        task_definition={"method": "TaskDefinitionByDataAttr", "param": {"attribute": ["task"]}},
-    )
-    out = Path(BaseConfig.output_url or ".") / "inference.csv"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    correct = unseen_total = 0
-    with out.open("w", encoding="utf-8", newline="") as handle:
+    per: dict[str, list[tuple[int | None, int]]] = defaultdict(list)
+    partial = out.with_name(f".{out.name}.part")
+    with partial.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["task", "label", "prediction", "unseen", "task_used"])
         for start in range(0, len(data.x), BATCH):
@@ -49,16 +50,55 @@ def main() -> int:
             flags = [unseen] if isinstance(unseen, bool) else unseen
             for i, prediction in enumerate(result):
                 value = batch.y.iloc[i]
-                label = "" if np.isnan(value) else str(int(value))
-                correct += int(label == str(int(prediction)))
-                unseen_total += int(flags[i])
-                writer.writerow([tasks[start + i], label, int(prediction), int(flags[i]), used[i]])
-    ll.report_inference_stats()
-    print(
-        {"samples": len(data.x), "accuracy": correct / len(data.x), "unseen": unseen_total},
-        flush=True,
+                label = None if np.isnan(value) else int(value)
+                task = tasks[start + i]
+                correct = None if label is None else int(label == int(prediction))
+                per[task].append((correct, int(flags[i])))
+                shown = "" if label is None else label
+                writer.writerow([task, shown, int(prediction), int(flags[i]), used[i]])
+    partial.replace(out)
+    return {
+        task: {
+            "samples": len(rows),
+            "unseen": float(np.mean([u for _, u in rows])),
+            "accuracy": None if rows[0][0] is None else float(np.mean([c for c, _ in rows])),
+        }
+        for task, rows in per.items()
+    }
+
+
+def main() -> int:
+    """Serve pass after pass; print each pass's summary."""
+    files = [Path(f) for f in str(Context.get_parameters("infer_dataset_url", "")).split(";") if f]
+    if not files:
+        raise SystemExit("set infer_dataset_url to the CSV file(s) to infer")
+    output = Path(BaseConfig.output_url or ".") / "inference"
+    output.mkdir(parents=True, exist_ok=True)
+    saved = Path(Context.get_parameters("UT_SAVED_URL") or output / "unseen_samples")
+    passes = int(Context.get_parameters("passes", "1"))
+    interval = float(Context.get_parameters("pass_interval_seconds", "1"))
+    ll = LifelongLearning(
+        TaskEstimator,
+        task_definition={"method": "TaskDefinitionByDataAttr", "param": {"attribute": ["task"]}},
     )
-    return 0
+    done = 0
+    while True:
+        index = ll.serving_index()
+        summary: dict[str, Any] = {"index_create_time": index.create_time, "pass": done + 1}
+        for source in files:
+            target = saved / source.stem
+            (target / "unseen_samples.csv").unlink(missing_ok=True)
+            os.environ["UT_SAVED_URL"] = str(target)  # this file's unseen rows, apart
+            summary[source.stem] = infer_file(ll, source, output / f"{source.stem}.csv")
+        ll.report_inference_stats()
+        partial = output / ".summary.json.part"
+        partial.write_text(json.dumps(summary, indent=1))
+        partial.replace(output / "summary.json")
+        print(json.dumps(summary), flush=True)
+        done += 1
+        if passes and done >= passes:
+            return 0
+        time.sleep(interval)
 
 
 if __name__ == "__main__":

@@ -56,24 +56,12 @@ def worker(script: str, env: dict[str, str], common: dict[str, str]) -> float:
     return time.monotonic() - started
 
 
-def read_inference(path: Path) -> dict[str, Any]:
-    """Per task: accuracy and unseen share of an inference output; plus the mixed accuracy."""
-    per: dict[str, list[tuple[int, int]]] = defaultdict(list)
-    labelled = True
-    with path.open(encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            labelled = labelled and row["label"] != ""
-            per[row["task"]].append((int(row["label"] == row["prediction"]), int(row["unseen"])))
-    summary = {
-        task: {
-            "accuracy": float(np.mean([c for c, _ in rows])) if labelled else None,
-            "unseen": float(np.mean([u for _, u in rows])),
-            "samples": len(rows),
-        }
-        for task, rows in per.items()
-    }
-    every = [c for rows in per.values() for c, _ in rows]
-    return {"tasks": summary, "mixed_accuracy": float(np.mean(every)) if labelled else None}
+def pass_figures(per_task: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One file of an inference pass: per task, and the accuracy over all its labelled rows."""
+    labelled = [v for v in per_task.values() if v["accuracy"] is not None]
+    total = sum(v["samples"] for v in labelled)
+    mixed = sum(v["accuracy"] * v["samples"] for v in labelled) / total if total else None
+    return {"tasks": per_task, "mixed_accuracy": mixed}
 
 
 def label_unseen(saved: Path, dataset: Path) -> int:
@@ -138,17 +126,18 @@ def run(work: Path, kb_url: str, lc_server: str | None = None) -> dict[str, Any]
     figures: dict[str, Any] = {"rounds": []}
     durations: dict[str, list[float]] = defaultdict(list)
 
-    def infer(name: str, source: Path, saved: Path, **extra: str) -> dict[str, Any]:
+    def infer(name: str, source: Path, **extra: str) -> dict[str, Any]:
         env = {
             "WORKER_NAME": f"{JOB}-inference",
             "MODEL_URLS": str(out / "deploy" / "index.json"),
             "OUTPUT_URL": str(work / name),
-            "UT_SAVED_URL": str(saved),
+            "UT_SAVED_URL": str(work / "unseen"),
             "infer_dataset_url": str(source),
             **extra,
         }
         durations["inference"].append(worker("inference.py", env, common))
-        return read_inference(work / name / "inference.csv")
+        summary = json.loads((work / name / "inference" / "summary.json").read_text())
+        return pass_figures(summary[source.stem])
 
     train_files, eval_files = [], []
     for round_number, new_tasks in ((1, ["upright", "mirrored"]), (2, [])):
@@ -161,7 +150,8 @@ def run(work: Path, kb_url: str, lc_server: str | None = None) -> dict[str, Any]
                 digits.write_csv(eval_file, task, xe, ye)
         else:
             labelled = data / "labelled.csv"
-            figures["labelled"] = label_unseen(work / "unseen" / "unseen_samples.csv", labelled)
+            saved = work / "unseen" / arrivals.stem / "unseen_samples.csv"
+            figures["labelled"] = label_unseen(saved, labelled)
             with labelled.open(encoding="utf-8") as handle:
                 rows = list(csv.reader(handle))
             cut = 1 + int(digits.TRAIN_PROB * (len(rows) - 1))
@@ -201,7 +191,7 @@ def run(work: Path, kb_url: str, lc_server: str | None = None) -> dict[str, Any]
             out / "eval" / str(round_number) / "index.json", out / "deploy" / "index.json"
         )
         deployed = json.loads((out / "deploy" / "index.json").read_text())
-        held = infer(f"infer-{round_number}", stream, work / f"unseen-holdout-{round_number}")
+        held = infer(f"infer-{round_number}", stream)
         record = {
             "round": round_number,
             "knowledge_base": kb_summary(kb_url),
@@ -213,9 +203,12 @@ def run(work: Path, kb_url: str, lc_server: str | None = None) -> dict[str, Any]
         }
         if round_number == 1:
             record["attribute_free"] = infer(
-                "infer-1-no-attribute", stream, work / "unseen-noattr", drop_task_column="true"
+                "infer-1-no-attribute",
+                stream,
+                drop_task_column="true",
+                UT_SAVED_URL=str(work / "x"),
             )
-            record["arrivals"] = infer("arrivals-1", arrivals, work / "unseen")
+            record["arrivals"] = infer("arrivals-1", arrivals)
         figures["rounds"].append(record)
     figures["durations"] = {k: [round(v, 2) for v in vs] for k, vs in durations.items()}
     return figures

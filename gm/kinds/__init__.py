@@ -23,6 +23,7 @@ from gm.kinds.federated_learning import FederatedLearningPolicy
 from gm.kinds.incremental_learning import IncrementalLearningPolicy
 from gm.kinds.inputs import DatasetPolicy, ModelPolicy
 from gm.kinds.joint_inference import JointInferencePolicy
+from gm.kinds.lifelong_learning import LifelongLearningPolicy
 
 __all__ = [
     "POLICIES",
@@ -48,6 +49,7 @@ POLICIES: dict[str, KindPolicy] = {
         JointInferencePolicy(),
         FederatedLearningPolicy(),
         IncrementalLearningPolicy(),
+        LifelongLearningPolicy(),
     )
 }
 

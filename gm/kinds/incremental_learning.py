@@ -33,18 +33,11 @@ from apis.stages import (
 )
 from apis.triggers import evaluate, metric_deltas
 from gm import plan
-from gm.kinds.staged import StagedKind
-from gm.plan import DesiredWorker, PlanContext, PlanError
+from gm.kinds.staged import StagedKind, output_dir
+from gm.plan import DesiredWorker, PlanContext
 from gm.staged import active_stage, worker_name
 
 HOT_UPDATE_CONFIG = "model-hot-update/model_config.json"
-
-
-def output_dir(job: IncrementalLearningJob) -> str:
-    """``spec.outputDir``, required."""
-    if not job.spec.output_dir:
-        raise PlanError("spec.outputDir: Required value")
-    return job.spec.output_dir.rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -118,13 +111,6 @@ class IncrementalLearningPolicy(StagedKind):
     def engine(self, job: Any, ctx: PlanContext) -> IncrementalHooks:
         """The hooks for ``job``."""
         return IncrementalHooks(job, ctx)
-
-    def nodes(self, job: Any, ctx: PlanContext) -> set[str]:
-        """The dataset's node (it cuts the rounds) and the deploy node (it places models)."""
-        il: IncrementalLearningJob = job
-        deploy = plan.node_of(il.spec.deploy_spec.template, "spec.deploySpec")
-        dataset = ctx.dataset_nodes.get(il.spec.dataset.name)
-        return {deploy, dataset} - {None}  # type: ignore[return-value]
 
     def stage_workers(
         self, job: Any, owner: OwnerReference, ctx: PlanContext, status: StagedJobStatus

@@ -17,8 +17,9 @@ from typing import Any, ClassVar
 from apis import OwnerReference, Resource, WorkerMessage, WorkerStatus
 from apis.kinds import StagedJobStatus
 from apis.stages import STAGED_ANNOTATION, Stage, StagedDirective, StageMessage, StageModel
+from gm import plan
 from gm.kinds.base import JobPolicy, JobSeries, Message, Sample, Status
-from gm.plan import DesiredWorker, PlanContext
+from gm.plan import DesiredWorker, PlanContext, PlanError
 from gm.reports import merge_metrics, upsert_worker
 from gm.staged import STAGE_ROLES, Event, StagedPolicy, WorkerPhase, WorkerResult, advance
 
@@ -37,6 +38,13 @@ def round_of(worker: str) -> int | None:
     """The round in a train or eval worker's name ``<job>-<role>-<round>``."""
     tail = worker.rsplit("-", 1)[-1]
     return int(tail) if tail.isdigit() else None
+
+
+def output_dir(job: Any) -> str:
+    """A staged job's ``spec.outputDir``, required (round files and outputs go there)."""
+    if not job.spec.output_dir:
+        raise PlanError("spec.outputDir: Required value")
+    return job.spec.output_dir.rstrip("/")
 
 
 def staged(status: Status) -> StagedJobStatus:
@@ -69,9 +77,16 @@ class StagedKind(JobPolicy):
     def directive(self, job: Any, ctx: PlanContext, status: StagedJobStatus) -> StagedDirective:
         """What the job's nodes must know of its round."""
 
-    @abstractmethod
     def nodes(self, job: Any, ctx: PlanContext) -> set[str]:
-        """Nodes that take part besides those running a worker (the dataset's node...)."""
+        """Nodes that take part besides those running a worker: the dataset's node (it cuts
+        the rounds) and the deploy node (it puts models in place)."""
+        deploy = plan.node_of(job.spec.deploy_spec.template, "spec.deploySpec")
+        dataset = ctx.dataset_nodes.get(job.spec.dataset.name)
+        return {deploy, dataset} - {None}  # type: ignore[return-value]
+
+    def fold_extra(self, status: Status, message: WorkerMessage, role: str | None) -> None:
+        """Change ``status`` in place from a worker's report, beyond the round (e.g. lifelong
+        learning's ``knowledgeBase``); nothing by default."""
 
     # -- JobPolicy ------------------------------------------------------------------------
 
@@ -174,6 +189,7 @@ class _Bound(JobPolicy):
             entry = upsert_worker(status, message, stamp)
             if role:
                 entry["role"] = role
+            self.kind_policy.fold_extra(status, message, role)
             output = message.output
             stage = _STAGE_OF_ROLE.get(role or "")
             if stage is Stage.DEPLOY and output is not None:

@@ -63,6 +63,7 @@ class ReportedModel(_ReportModel):
     classes: list[str] | None = None
     current_metric: dict[str, dict[str, float]] | None = None
     number_of_labeled_unseen_sample: int | None = Field(default=None, ge=0)
+    task_samples: dict[str, int] | None = None  # training samples of each task's model
 
 
 class TaskInfo(_ReportModel):

@@ -47,7 +47,7 @@ from sedna.common.report import LCReporter, ReportedModel, TaskInfo, utc_now
 from sedna.core.lifelong_learning.algorithms import build, parse_param
 from sedna.core.lifelong_learning.index import GroupInfo, KnowledgeIndex, ModelInfo, SampleInfo
 from sedna.core.lifelong_learning.index import TaskInfo as IndexTask
-from sedna.core.lifelong_learning.kb_client import KBClient
+from sedna.core.lifelong_learning.kb_client import KBClient, KnowledgeBaseError
 from sedna.datasources import BaseDataSource
 
 LOG = get_logger("lifelong_learning")
@@ -210,13 +210,19 @@ class LifelongLearning:
         return post_process(self, results) if post_process else results
 
     def _known_index(self) -> KnowledgeIndex:
-        url = BaseConfig.cloud_kb_index
+        """What is known: the knowledge base's index (it holds the last evaluation's scores,
+        deploy flags and threshold), else ``CLOUD_KB_INDEX`` (the last train round's)."""
+        kb, url = self._kb(), BaseConfig.cloud_kb_index
+        if kb is not None:
+            try:
+                return kb.index()
+            except KnowledgeBaseError as error:
+                if not url:
+                    raise
+                LOG.warning("knowledge base index unavailable; using CLOUD_KB_INDEX: %s", error)
         if url:
             return KnowledgeIndex.load(self._resolve(url))
-        kb = self._kb()
-        if kb is None:
-            raise ConfigError("update needs CLOUD_KB_INDEX or KB_SERVER to find what is known")
-        return kb.index()
+        raise ConfigError("update needs KB_SERVER or CLOUD_KB_INDEX to find what is known")
 
     def _new_estimator(self) -> Any:
         estimator = self.seen_estimator
@@ -285,6 +291,7 @@ class LifelongLearning:
             current_metric={g.entry: g.scores for g in index.seen_task.task_groups if g.scores}
             or None,
             number_of_labeled_unseen_sample=index.number_of_labeled_unseen_sample,
+            task_samples={g.entry: g.sample_num for g in index.seen_task.task_groups},
         )
         report = self.reporter.build(
             owner_kind=self.job_kind, kind=kind, status="completed", models=[model]
@@ -316,7 +323,7 @@ class LifelongLearning:
             raise ConfigError(f"operator must be one of {', '.join(_OPERATORS)}")
         x, entries = self._allocate(index, data)
         y = np.asarray(data.y)
-        predicted, truth = [], []
+        predicted, truth, evaluated = [], [], []
         for group in index.seen_task.task_groups:
             rows = [i for i, e in enumerate(entries) if e == group.entry]
             if not rows or group.model is None:
@@ -333,6 +340,7 @@ class LifelongLearning:
                 )
             predicted.append(guess)
             truth.append(y[rows])
+            evaluated.append(group)
             LOG.info(
                 "task evaluated",
                 extra={"task": group.entry, "scores": group.scores, "deploy": group.deploy},
@@ -343,6 +351,9 @@ class LifelongLearning:
             name: float(score(np.concatenate(truth), np.concatenate(predicted)))
             for name, score in scorers.items()
         }
+        # What the deploy decision needs: how many tasks this round evaluated and passed.
+        overall["evaluated_tasks"] = float(len(evaluated))
+        overall["deployable_tasks"] = float(sum(g.deploy for g in evaluated))
         self._calibrate(index, x, entries)
         index.create_time = f"{time.time():.6f}"
         self._publish(index, "eval", overall)
@@ -375,7 +386,7 @@ class LifelongLearning:
     ) -> tuple[Any, Any, Any]:
         """``(result, is_unseen, tasks)`` in input order: a bool for one sample, else a list;
         ``tasks`` names the task that answered each sample (``None`` when unseen)."""
-        index = self._serving_index()
+        index = self.serving_index()
         deployed = index.deployed()
         if not deployed:
             raise ConfigError("the deployed index has no deployable task group")
@@ -417,7 +428,8 @@ class LifelongLearning:
         for row, value in zip(rows, np.asarray(predict(x[rows])), strict=True):
             answer[row] = value.item() if isinstance(value, np.generic) else value
 
-    def _serving_index(self) -> KnowledgeIndex:
+    def serving_index(self) -> KnowledgeIndex:
+        """The deployed index (``MODEL_URLS``), re-read when its file changes."""
         urls = (BaseConfig.model_urls or "").split(";")
         path = self._resolve(urls[0]) if urls[0] else str(self.output_url / "deploy")
         target = Path(path) / "index.json" if Path(path).is_dir() else Path(path)
