@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from gm.app import GMApp
+from kb import KBServer
 from tests.e2e import Cluster
 from tests.services import wait_for
 
@@ -54,6 +56,32 @@ def served_pass(work: Workspace) -> dict[str, Any]:
     return found
 
 
+def restart_gm(cluster: Cluster) -> None:
+    """Stop the GM and start a new one with the same settings."""
+    old = cluster.stack.gm
+    assert old is not None
+    old.stop()
+    cluster.stack.gm = GMApp(old.settings)
+    cluster.stack.gm.start()
+
+
+def restart_kb(cluster: Cluster) -> None:
+    """Stop the knowledge base and start it again on the same port and data."""
+    old = cluster.stack.kb
+    assert old is not None
+    old.stop()
+    settings = old.settings.model_copy(update={"port": old.port})
+    cluster.stack.kb = KBServer(settings)
+    cluster.stack.kb.start()
+
+
+def kb_summary(cluster: Cluster) -> dict[str, Any]:
+    """The job's knowledge base as the knowledge base service has it."""
+    url = f"{cluster.stack.kb.url}/knowledgebase/summary?kb=default/{NAME}"
+    with urllib.request.urlopen(url) as reply:
+        return json.loads(reply.read())
+
+
 def mixed(per_task: dict[str, Any]) -> float:
     total = sum(v["samples"] for v in per_task.values())
     return sum(v["accuracy"] * v["samples"] for v in per_task.values()) / total
@@ -90,6 +118,13 @@ def test_knowledge_grows_from_two_tasks_to_three(cluster: Cluster, tmp_path: Pat
     # The inference worker's counts reach status: 540 + 400 unseen rows per pass.
     wait_for(lambda: unseen(940), 60, "the inference worker's unseen count in status")
 
+    # The GM and the knowledge base restart between the rounds: nothing is lost.
+    kb_before = cluster.status("lifelonglearningjobs", NAME)["knowledgeBase"]
+    restart_gm(cluster)
+    restart_kb(cluster)
+    assert cluster.status("lifelonglearningjobs", NAME)["knowledgeBase"] == kb_before
+    assert kb_summary(cluster)["AIModels"]["numberOfAIModels"] == 2
+
     labelled = work.append_labelled_unseen()  # 400 rows: 320 train -> round 2
     assert labelled == 400
     second = wait_round_done(cluster, 2)
@@ -105,9 +140,7 @@ def test_knowledge_grows_from_two_tasks_to_three(cluster: Cluster, tmp_path: Pat
     assert header.split()[:5] == ["NAME", "STAGE", "STATE", "ROUND", "TASKS"]
     assert row.split()[1:5] == ["Train", "Waiting", "2", "3"]
     # The knowledge base holds the same, and the GM's /metrics says so.
-    kb_url = cluster.stack.kb.url
-    with urllib.request.urlopen(f"{kb_url}/knowledgebase/summary?kb=default/{NAME}") as reply:
-        assert json.loads(reply.read())["AIModels"]["numberOfAIModels"] == 3
+    assert kb_summary(cluster)["AIModels"]["numberOfAIModels"] == 3
     with urllib.request.urlopen(f"http://127.0.0.1:{cluster.stack.gm.ops.port}/metrics") as reply:
         text = reply.read().decode()
     assert f'sedna_lifelong_known_tasks{{name="{NAME}",namespace="default"}} 3.0' in text
