@@ -253,3 +253,62 @@ def test_two_rounds_with_the_knowledge_base_and_the_lc(tmp_path: Path, kb_server
     evals = [r for r in reports if r.kind == "eval"]
     current = evals[-1].models[0].model_dump()
     assert set(current["current_metric"]) == {"upright", "mirrored", "inverted"}
+
+
+def _txt_dataset(root: Path, name: str, tasks: list[str], part: int) -> Path:
+    """A txt index (``samples/<task>-<i>.txt <label>``) of the example's rows, one file each."""
+    samples = root / "samples"
+    samples.mkdir(parents=True, exist_ok=True)
+    index = root / f"{name}.txt"
+    with index.open("a", encoding="utf-8") as handle:
+        for task in tasks:
+            x, y = digits.split_train_eval(task)[part]
+            for i, (row, label) in enumerate(zip(x, y, strict=True)):
+                sample = samples / f"{task}-{part}-{i}.txt"
+                sample.write_text(" ".join(f"{v:.6g}" for v in row))
+                handle.write(f"samples/{sample.name} {label}\n")
+    return index
+
+
+def _load_line(root: Path):
+    def load(line: str) -> tuple[np.ndarray, int]:
+        path, label = line.split()
+        return np.loadtxt(root / path), int(label)
+
+    return load
+
+
+def test_a_txt_dataset_without_attribute_learns_clusters_and_detects_unseen(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sedna.datasources import TxtDataParse
+
+    by_cluster = {"method": "TaskDefinitionBySVC", "param": {"n_class": 2}}
+    # Clusters of pixels are groups of digits, each model knows only its digits: deploy all.
+    monkeypatch.setenv("model_threshold", "0")
+    ll = LifelongLearning(TaskEstimator, task_definition=by_cluster)
+    load = _load_line(env)
+    train = TxtDataParse(data_type="train", func=load).parse(
+        _txt_dataset(env, "train", ["upright", "mirrored"], 0)
+    )
+    monkeypatch.setenv("OUTPUT_URL", str(env / "train"))
+    ll.train(train)
+    monkeypatch.setenv("MODEL_URLS", str(env / "train" / "index.json"))
+    monkeypatch.setenv("OUTPUT_URL", str(env / "eval"))
+    evaluation = TxtDataParse(data_type="eval", func=load).parse(
+        _txt_dataset(env, "eval", ["upright", "mirrored"], 1)
+    )
+    scores = ll.evaluate(evaluation, metrics_param={"average": "macro"})
+    assert scores["precision_score"] > 0.85
+    monkeypatch.setenv("MODEL_URLS", str(env / "eval" / "index.json"))
+    index = KnowledgeIndex.load(env / "eval")
+    assert index.seen_task.extractor["method"] == "TaskDefinitionBySVC"
+    assert index.seen_task.detector["threshold"] > 0
+    flagged = {}
+    for task in digits.TASKS:
+        data = TxtDataParse(data_type="eval")
+        data.x, data.y = digits.holdout(task)
+        _, unseen, _ = ll.inference(data)
+        flagged[task] = float(np.mean(unseen))
+    assert flagged["inverted"] == 1.0
+    assert flagged["upright"] <= 0.15 and flagged["mirrored"] <= 0.15

@@ -393,11 +393,16 @@ class LifelongLearning:
         x, entries = self._allocate(index, data, required=False)
         references = self._references_of(index, deployed)
         detector = index.seen_task.detector or {}
+        # Only an attribute says which task a sample is of; clusters always name the nearest.
+        by_attribute = (index.seen_task.extractor or {}).get("method") == "TaskDefinitionByDataAttr"
+        told = entries if by_attribute else None
         unseen = np.asarray(
-            self.unseen_sample_recognition(x, entries, deployed, references, detector), dtype=bool
+            self.unseen_sample_recognition(x, told, deployed, references, detector), dtype=bool
         )
         if entries is None:
             entries = self._nearest(x, references, deployed)
+        # A sample of a task that is known but not deployed is unseen to what is served.
+        unseen |= np.array([e not in deployed for e in entries], dtype=bool)
         answer: list[Any] = [None] * len(x)
         for entry in deployed:
             rows = [i for i, e in enumerate(entries) if e == entry and not unseen[i]]
