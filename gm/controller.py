@@ -95,7 +95,9 @@ class GlobalManager:
             )
             self.informers[PODS] = Informer(PODS, list_pods, self._on_pod_event, api_client)
         self.records = Records(redis_client, stop=self._stop)
-        self.upstream = UpstreamRecorder(self.records, key_of, self.queue.add, metrics)
+        self.upstream = UpstreamRecorder(
+            self.records, key_of, self.queue.add, metrics, self.downstream.sent
+        )
         self.status = StatusWriter(self._custom, self.informers)
         # With Pods, the kubelet (KubeEdge's edged) owns the Node and its conditions.
         self.nodes = NodeRecorder(core, metrics, record=self._pods is None)

@@ -93,6 +93,7 @@ class DownstreamPublisher:
         self._orphans: set[str] = set()  # retained topics found on the broker, not yet claimed
         self._holding = False  # at start-up: manifests wait until every owner is declared
         self._held: set[str] = set()  # nodes whose manifest waits
+        self._owner_of: dict[str, str] = {}  # topic -> owner whose message it is
 
     def set_owner(self, owner: str, messages: Iterable[NodeMessage]) -> None:
         """Declare every message ``owner`` needs; publish the difference."""
@@ -107,6 +108,10 @@ class DownstreamPublisher:
                 self._by_owner[owner] = new
             else:
                 self._by_owner.pop(owner, None)
+            for topic in old.keys() - new.keys():
+                if self._owner_of.get(topic) == owner:
+                    del self._owner_of[topic]
+            self._owner_of.update(dict.fromkeys(new, owner))
             # Only the manifests of nodes whose share changed: building one costs O(node's size).
             touched = {m.node for t, m in new.items() if old.get(t) is not m}
             touched |= {m.node for t, m in old.items() if t not in new}
@@ -126,6 +131,13 @@ class DownstreamPublisher:
         by one; a manifest sent before the last would tell an LC to stop the others' workers)."""
         with self._lock:
             self._holding = True
+
+    def sent(self, topic: str) -> dict[str, Any] | None:
+        """The body of the desired message on ``topic``, or None when the GM sends none there."""
+        with self._lock:
+            owner = self._owner_of.get(topic)
+            message = self._by_owner.get(owner, {}).get(topic) if owner is not None else None
+            return message.body if message is not None else None
 
     def remove_owner(self, owner: str) -> None:
         """``owner`` was deleted: clear its messages."""

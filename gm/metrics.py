@@ -37,6 +37,13 @@ class GMMetrics:
             ["source"],
             registry=self.registry,
         )
+        self.refused = Counter(
+            "sedna_gm_upstream_refused_total",
+            "Upstream messages refused: the sending node does not run the worker or hold the "
+            "dataset they name",
+            ["node", "reason"],
+            registry=self.registry,
+        )
         self.node_online = Gauge(
             "sedna_gm_node_online",
             "1 while the node's LC is online",

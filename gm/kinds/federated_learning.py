@@ -88,6 +88,7 @@ class FederatedLearningPolicy(JobPolicy):
             if pretrained is not None
             else {}
         )
+        agg_address = ctx.node_address(agg_node)
         workers = [
             plan.desired_worker(
                 fl,
@@ -98,13 +99,14 @@ class FederatedLearningPolicy(JobPolicy):
                 template=agg.template,
                 env={
                     **common,
+                    # Where it listens: its node's address, the one the trainers reach.
+                    "AGG_BIND_IP": agg_address,
                     "AGG_BIND_PORT": port,
                     "MODEL_URL": model_url,
                     **base_model,
                 },
             )
         ]
-        agg_address = ctx.node_address(agg_node)
         for index, trainer in enumerate(fl.spec.training_workers):
             dataset_url = plan.need(ctx.dataset_urls, trainer.dataset.name, "dataset")
             workers.append(
