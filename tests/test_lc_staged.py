@@ -315,3 +315,25 @@ def test_only_the_deploy_node_deploys(tmp_path: Path, clock: FakeClock) -> None:
     lc.update(resources(tmp_path, deploying(tmp_path, hot=False)))  # deploy node: edge0
     lc.tick()
     assert outbox.sent == [] and (tmp_path / "deploy.pkl").read_bytes() == b"old"
+
+
+def test_one_jobs_broken_dataset_does_not_stop_another_job(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    outbox = Outbox()
+    lc = node(tmp_path, clock, outbox)
+    good = resources(tmp_path, waiting(0))
+    broken = job(tmp_path / "other", waiting(0))
+    broken["metadata"]["name"] = "broken"
+    broken["spec"]["dataset"]["name"] = "gone"
+    gone = {
+        "kind": "Dataset",
+        "metadata": {"name": "gone", "namespace": "default"},
+        "spec": {"url": str(tmp_path / "missing.txt"), "format": "txt", "nodeName": "edge0"},
+    }
+    lc.update(
+        {**good, "IncrementalLearningJob/default/broken": broken, "Dataset/default/gone": gone}
+    )
+    append(tmp_path, 300)
+    lc.tick()
+    assert [(name, m["round"]) for _, _, name, m in outbox.sent] == [("il", 1)]
