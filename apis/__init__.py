@@ -25,13 +25,17 @@ from apis.legacy import (
 )
 from apis.messages import (
     DNS1123_SUBDOMAIN,
+    WORKER_TOKEN_ENV,
+    WORKER_TOKEN_HEADER,
     DatasetMessage,
+    ReportingWorker,
     UpstreamMessage,
     WorkerMessage,
     WorkerOutput,
     WorkerPod,
     WorkerReport,
     parse_upstream,
+    token_digest,
 )
 from apis.registry import KINDS, KindInfo, UnknownKind, kind_info, parse_resource
 from apis.settings import ComponentSettings, InvalidSettings, Source
@@ -39,6 +43,8 @@ from apis.settings import ComponentSettings, InvalidSettings, Source
 __all__ = [
     "DNS1123_SUBDOMAIN",
     "KINDS",
+    "WORKER_TOKEN_ENV",
+    "WORKER_TOKEN_HEADER",
     "ComponentSettings",
     "Dataset",
     "DatasetMessage",
@@ -55,6 +61,7 @@ __all__ = [
     "Model",
     "OwnerReference",
     "PodTemplateSpec",
+    "ReportingWorker",
     "Resource",
     "Source",
     "UnknownKind",
@@ -71,4 +78,5 @@ __all__ = [
     "parse_resource",
     "parse_upstream",
     "to_canonical",
+    "token_digest",
 ]

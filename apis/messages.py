@@ -5,6 +5,8 @@
   (``sedna.common.report``, it must not import the control plane); ``tests/test_contracts.py``
   feeds both the same fixtures.
 - :class:`WorkerPod`: a worker as the GM publishes it to the node that runs it (a Pod object).
+- :class:`ReportingWorker`: a worker a kubelet runs on a node (the GM's ``pods`` backend), as
+  the GM tells that node's LC to take its reports (owner and the digest of its report token).
 - :data:`UpstreamMessage`: the payload of an upstream bus envelope, a :class:`WorkerMessage`, a
   :class:`DatasetMessage` or a staged job's :class:`apis.stages.StageMessage`, told apart by
   ``type``; :func:`parse_upstream` decodes it once. Each message names its ``subject`` (the
@@ -17,9 +19,11 @@ Field names follow the design documents' ``WorkerMessage`` (``phase``, ``status`
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AliasChoices,
@@ -196,6 +200,43 @@ class WorkerPod(ApiModel):
     def key(self) -> str:
         """``namespace/name``: the worker's identity on the node."""
         return f"{self.namespace}/{self.name}"
+
+
+#: Where a worker finds its report token, and the header it sends it in with every report.
+WORKER_TOKEN_ENV = "SEDNA_WORKER_TOKEN"
+WORKER_TOKEN_HEADER = "X-Sedna-Worker-Token"
+
+
+def token_digest(token: str) -> str:
+    """The SHA-256 (hex) of a worker's report token: enough to check it, useless to forge it."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class ReportingWorker(ApiModel):
+    """A worker a kubelet runs on a node (the ``pods`` backend) whose reports its LC takes.
+
+    The GM publishes it on ``.../down/reporters/<namespace>/<name>`` of the worker's node. The LC
+    accepts a report for ``name`` only with a token whose :func:`token_digest` is
+    ``tokenSha256`` (the GM put the token into the Pod's environment) and forwards it to
+    ``owner``, whatever the report's body names.
+    """
+
+    #: Its kind in a node's manifest.
+    MANIFEST_KIND: ClassVar[str] = "ReportingWorker"
+
+    name: ObjectName
+    namespace: Namespace = "default"
+    owner: OwnerReference
+    token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+    @property
+    def key(self) -> str:
+        """``namespace/name``: the worker's identity on the node."""
+        return f"{self.namespace}/{self.name}"
+
+    def accepts(self, token: str | None) -> bool:
+        """Whether ``token`` is this worker's (constant-time comparison of the digests)."""
+        return token is not None and hmac.compare_digest(token_digest(token), self.token_sha256)
 
 
 # --- LC -> GM ----------------------------------------------------------------------------------

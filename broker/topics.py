@@ -6,13 +6,16 @@ The scheme mirrors KubeEdge's cloudhub/edgehub (see ARCHITECTURE.md, "Bus contra
 | --------------------------------------------------- | --------- | -------- |
 | ``sedna/node/<node>/down/<kind>/<namespace>/<name>`` | GM -> LC  | yes      |
 | ``sedna/node/<node>/down/workers/<namespace>/<name>`` | GM -> LC | yes      |
+| ``sedna/node/<node>/down/reporters/<namespace>/<name>`` | GM -> LC | yes    |
 | ``sedna/node/<node>/down/manifest``                 | GM -> LC  | yes      |
 | ``sedna/node/<node>/up/<kind>/<namespace>/<name>``   | LC -> GM  | no       |
 | ``sedna/node/<node>/state``                         | LC -> all | yes      |
 | ``sedna/node/<node>/ack``                           | GM -> LC  | no       |
 
 ``kind`` is a Kubernetes Kind (UpperCamelCase, e.g. ``FederatedLearningJob``), so it can never be
-confused with the reserved lower-case segments ``workers`` and ``manifest``.
+confused with the reserved lower-case segments ``workers``, ``reporters`` and ``manifest``.
+``workers`` carries a worker the LC runs; ``reporters`` one a kubelet runs on the node (the GM's
+``pods`` backend), whose reports the LC takes (``apis.messages.ReportingWorker``).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ __all__ = [
     "DownTopic",
     "InvalidTopic",
     "ManifestTopic",
+    "ReporterTopic",
     "StateTopic",
     "Topic",
     "UpTopic",
@@ -38,6 +42,7 @@ __all__ = [
     "down_topic",
     "manifest_topic",
     "parse_topic",
+    "reporter_topic",
     "state_topic",
     "strip_share",
     "up_filter",
@@ -57,6 +62,7 @@ GM_UP_SUBSCRIPTION = f"$share/{GM_SHARE_GROUP}/{PREFIX}/+/up/#"
 GM_STATE_SUBSCRIPTION = f"{PREFIX}/+/state"
 
 _WORKERS = "workers"
+_REPORTERS = "reporters"
 _MANIFEST = "manifest"
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -149,6 +155,23 @@ class WorkerTopic:
 
 
 @dataclass(frozen=True, slots=True)
+class ReporterTopic:
+    """A worker a kubelet runs on the node, whose reports its LC takes (retained; empty = gone)."""
+
+    node: str
+    namespace: str
+    name: str
+
+    def __post_init__(self) -> None:
+        validate_node(self.node)
+        validate_namespace(self.namespace)
+        validate_name(self.name)
+
+    def __str__(self) -> str:
+        return f"{PREFIX}/{self.node}/down/{_REPORTERS}/{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
 class ManifestTopic:
     """Keys and resourceVersions of everything the node should hold (retained)."""
 
@@ -206,7 +229,7 @@ class AckTopic:
         return f"{PREFIX}/{self.node}/ack"
 
 
-Topic = DownTopic | WorkerTopic | ManifestTopic | UpTopic | StateTopic | AckTopic
+Topic = DownTopic | WorkerTopic | ReporterTopic | ManifestTopic | UpTopic | StateTopic | AckTopic
 
 
 def down_topic(node: str, kind: str, namespace: str, name: str) -> str:
@@ -217,6 +240,11 @@ def down_topic(node: str, kind: str, namespace: str, name: str) -> str:
 def worker_topic(node: str, namespace: str, name: str) -> str:
     """``sedna/node/<node>/down/workers/<namespace>/<name>``."""
     return str(WorkerTopic(node, namespace, name))
+
+
+def reporter_topic(node: str, namespace: str, name: str) -> str:
+    """``sedna/node/<node>/down/reporters/<namespace>/<name>``."""
+    return str(ReporterTopic(node, namespace, name))
 
 
 def manifest_topic(node: str) -> str:
@@ -275,11 +303,14 @@ def parse_topic(topic: str) -> Topic:
                 return ManifestTopic(node)
             if len(rest) == 3 and rest[0] == _WORKERS:
                 return WorkerTopic(node, rest[1], rest[2])
+            if len(rest) == 3 and rest[0] == _REPORTERS:
+                return ReporterTopic(node, rest[1], rest[2])
             if len(rest) == 3:
                 return DownTopic(node, *rest)
             raise InvalidTopic(
                 f"topic {topic!r}: expected down/<kind>/<namespace>/<name>, "
-                "down/workers/<namespace>/<name> or down/manifest"
+                "down/workers/<namespace>/<name>, down/reporters/<namespace>/<name> "
+                "or down/manifest"
             )
         if direction == "up":
             if len(rest) == 3:

@@ -30,7 +30,13 @@ from apis import (
 )
 from broker import BusClient, BusMessage, Envelope, UpTopic, topics
 from gm import status as status_rules
-from gm.downstream import DownstreamPublisher, NodeMessage, resource_message, worker_message
+from gm.downstream import (
+    DownstreamPublisher,
+    NodeMessage,
+    reporter_message,
+    resource_message,
+    worker_message,
+)
 from gm.informer import Informer, object_key
 from gm.kinds import InputPolicy, JobPolicy, policy_for
 from gm.metrics import GMMetrics
@@ -89,7 +95,7 @@ class GlobalManager:
         self.informers[NODES] = Informer(NODES, core.list_node, self._on_node_event, api_client)
         self._pods: PodsBackend | None = None
         if settings.backend == "pods":
-            self._pods = PodsBackend(api_client)
+            self._pods = PodsBackend(api_client, settings.token_secret.get_secret_value())
             list_pods = functools.partial(
                 core.list_pod_for_all_namespaces, label_selector="sedna.io/owner-name"
             )
@@ -311,9 +317,11 @@ class GlobalManager:
                 resource_message(node, body)
                 for node, body in policy.downstream(resource, ctx, canonical, workers, previous)
             ]
+            rv = str(meta.get("resourceVersion", ""))
             if self._pods is None:
-                rv = str(meta.get("resourceVersion", ""))
                 messages += [worker_message(w.node, w.pod(), rv) for w in workers]
+            else:  # the kubelet runs them; the node's LC takes their reports
+                messages += [reporter_message(w.node, self._pods.reporting(w), rv) for w in workers]
         self.downstream.set_owner(key, messages)
         pods = None
         if self._pods is not None:

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from apis import ReportingWorker
 from broker import BusClient, BusError, Manifest, ManifestItem, topics
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,20 @@ def worker_message(node: str, pod: Mapping[str, Any], resource_version: str) -> 
         name=meta["name"],
         resource_version=resource_version,
         body={**pod, "metadata": {**meta, "resourceVersion": resource_version}},
+    )
+
+
+def reporter_message(node: str, reporter: ReportingWorker, resource_version: str) -> NodeMessage:
+    """The retained message telling the LC of ``node`` to take the reports of a worker a kubelet
+    runs there (the ``pods`` backend)."""
+    return NodeMessage(
+        node=node,
+        topic=topics.reporter_topic(node, reporter.namespace, reporter.name),
+        kind=ReportingWorker.MANIFEST_KIND,
+        namespace=reporter.namespace,
+        name=reporter.name,
+        resource_version=resource_version,
+        body=reporter.to_api(),
     )
 
 

@@ -1,7 +1,8 @@
 """Node authorization of upstream messages, as Kubernetes' NodeRestriction does for kubelets.
 
 A node may speak only about what the GM itself sent it: a worker message only for a worker whose
-pod the GM placed on that node for that very resource, a dataset message only for a Dataset the
+pod the GM placed on that node for that very resource (sent to its LC to run, or, with the
+``pods`` backend, announced to its LC as a reporter), a dataset message only for a Dataset the
 GM sent to that node, any other message only about a resource the GM sent to that node. The
 node is the one in the topic (the broker's ACL lets each node publish
 only on its own topics), never one named in the payload. Everything else is refused: the GM
@@ -26,11 +27,10 @@ Lookup = Callable[[str], dict[str, Any] | None]
 def refusal(topic: UpTopic, message: object, sent: Lookup) -> str | None:
     """Why the node of ``topic`` may not send ``message`` (None when it may)."""
     if isinstance(message, WorkerMessage):
-        pod = sent(topics.worker_topic(topic.node, topic.namespace, message.worker))
-        if pod is None:
+        owner = _placed_owner(topic, message.worker, sent)
+        if owner is None:
             return "worker-not-on-node"
-        owners = (pod.get("metadata") or {}).get("ownerReferences") or [{}]
-        if (owners[0].get("kind"), owners[0].get("name")) != (topic.kind, topic.name):
+        if (owner.get("kind"), owner.get("name")) != (topic.kind, topic.name):
             return "worker-of-another-resource"
         return None
     # A dataset count, or any other message about the resource itself: the node must hold it
@@ -39,3 +39,13 @@ def refusal(topic: UpTopic, message: object, sent: Lookup) -> str | None:
     if sent(down) is None:
         return "dataset-not-on-node" if isinstance(message, DatasetMessage) else "not-on-node"
     return None
+
+
+def _placed_owner(topic: UpTopic, worker: str, sent: Lookup) -> dict[str, Any] | None:
+    """The owner reference of ``worker`` as the GM placed it on the topic's node, or None."""
+    pod = sent(topics.worker_topic(topic.node, topic.namespace, worker))
+    if pod is not None:
+        owners = (pod.get("metadata") or {}).get("ownerReferences") or [{}]
+        return owners[0]
+    reporter = sent(topics.reporter_topic(topic.node, topic.namespace, worker))
+    return (reporter.get("owner") or {}) if reporter is not None else None

@@ -10,6 +10,11 @@ on its node's address at the port the GM allocated for it (unique across the clu
 workers on one host never collide). Edge workers get that node's InternalIP as
 ``BIG_MODEL_IP``/``AGG_IP``: an address, not a name, so it needs no cluster DNS, which KubeEdge
 edge nodes lack unless EdgeMesh runs (see docs/cluster.md).
+
+Reports: the LC does not run these workers, so it cannot give them a token. Each Pod gets
+``SEDNA_WORKER_TOKEN``, derived by the GM (``gm.ports.worker_token``), and the GM tells the
+worker's node which workers run there, with the token's digest and owner
+(:meth:`PodsBackend.reporting`, published on the node's ``down/reporters/...`` topics).
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from apis import OwnerReference
+from apis import WORKER_TOKEN_ENV, OwnerReference, ReportingWorker, token_digest
 from gm.plan import ROLE_LABEL, DesiredWorker
+from gm.ports import worker_token
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +43,12 @@ def owner_selector(kind: str, name: str) -> str:
     return f"sedna.io/owner-kind={kind},sedna.io/owner-name={name}"
 
 
-def desired_pod(worker: DesiredWorker, lc_server: str = DEFAULT_LC_SERVER) -> dict[str, Any]:
-    """The Pod for ``worker`` on its node's network, annotated with the hash of its spec."""
-    env = {"LC_SERVER": lc_server, **worker.env}
+def desired_pod(
+    worker: DesiredWorker, token: str, lc_server: str = DEFAULT_LC_SERVER
+) -> dict[str, Any]:
+    """The Pod for ``worker`` on its node's network, with its report token, annotated with the
+    hash of its spec."""
+    env = {"LC_SERVER": lc_server, WORKER_TOKEN_ENV: token, **worker.env}
     pod = worker.model_copy(update={"env": env}).pod()
     pod["spec"]["hostNetwork"] = True
     # Host-network Pods resolve cluster Services only with this policy (where cluster DNS runs).
@@ -52,8 +61,22 @@ def desired_pod(worker: DesiredWorker, lc_server: str = DEFAULT_LC_SERVER) -> di
 class PodsBackend:
     """Creates, replaces and deletes worker Pods so they match the plan."""
 
-    def __init__(self, api_client: client.ApiClient) -> None:
+    def __init__(self, api_client: client.ApiClient, token_secret: str) -> None:
         self._core = client.CoreV1Api(api_client)
+        self._secret = token_secret
+
+    def token(self, worker: DesiredWorker) -> str:
+        """The report token the GM gives ``worker``'s Pod."""
+        return worker_token(self._secret, worker.owner.uid, worker.namespace, worker.name)
+
+    def reporting(self, worker: DesiredWorker) -> ReportingWorker:
+        """What the LC of ``worker``'s node needs to take its reports: owner and token digest."""
+        return ReportingWorker(
+            name=worker.name,
+            namespace=worker.namespace,
+            owner=worker.owner,
+            token_sha256=token_digest(self.token(worker)),
+        )
 
     def sync(
         self, namespace: str, owner: OwnerReference, workers: list[DesiredWorker]
@@ -65,7 +88,7 @@ class PodsBackend:
                 namespace, label_selector=owner_selector(owner.kind, owner.name)
             ).items
         }
-        wanted = {w.name: desired_pod(w) for w in workers}
+        wanted = {w.name: desired_pod(w, self.token(w)) for w in workers}
         for name, pod in existing.items():
             want = wanted.get(name)
             have_hash = (pod.metadata.annotations or {}).get(SPEC_HASH_ANNOTATION)

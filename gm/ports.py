@@ -4,7 +4,8 @@
   from a hash of its uid among the ports no other job holds, and kept in its annotation
   ``sedna.io/ports`` (JSON, role -> port).
 - Tokens: a job's weight-exchange token is an HMAC of its uid under the GM's secret, so every
-  worker of the job gets the same one and nothing is stored.
+  worker of the job gets the same one and nothing is stored. A worker's report token (the
+  ``pods`` backend's, ``worker_token``) is an HMAC of its job's uid and its own name, likewise.
 """
 
 from __future__ import annotations
@@ -66,3 +67,10 @@ def ensure_ports(
 def job_token(secret: str, uid: str | None) -> str:
     """The job's weight-exchange token: derived from its uid, so nothing is stored."""
     return hmac.new(secret.encode(), (uid or "").encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def worker_token(secret: str, owner_uid: str | None, namespace: str, name: str) -> str:
+    """A worker's report token (``pods`` backend): derived, so nothing is stored, and another
+    for every worker and every incarnation of its job."""
+    message = f"worker/{owner_uid or ''}/{namespace}/{name}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()[:32]

@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from apis import DatasetMessage, WorkerMessage, WorkerReport
+from apis import DatasetMessage, OwnerReference, ReportingWorker, WorkerMessage, WorkerReport
 from broker import (
     BusClient,
     BusMessage,
@@ -57,6 +57,10 @@ class DesiredState:
     resources: dict[str, dict[str, Any]] = field(default_factory=dict)  # Kind/ns/name -> obj
     versions: dict[str, int] = field(default_factory=dict)  # topic -> newest resourceVersion
     deleted_workers: set[str] = field(default_factory=set)  # ns/name cleared by the GM
+    # Workers a kubelet runs here (pods backend), ns/name -> the GM's record; only those the
+    # manifest names (``reporter_keys``, None before the first manifest) count.
+    reporters: dict[str, ReportingWorker] = field(default_factory=dict)
+    reporter_keys: set[str] | None = None
     manifest: Manifest | None = None
 
 
@@ -170,6 +174,7 @@ class LocalController:
     # -- downstream ------------------------------------------------------------------------
 
     def _on_down(self, message: BusMessage) -> None:
+        reporter: ReportingWorker | None = None
         try:
             topic = topics.parse_topic(message.topic)
             body = json.loads(message.payload) if message.payload else None
@@ -177,6 +182,8 @@ class LocalController:
                 manifest = Manifest.from_bytes(message.payload) if message.payload else None
             elif body is not None and not isinstance(body, dict):
                 raise MalformedMessage(f"{message.topic}: payload must be a JSON object")
+            elif isinstance(topic, topics.ReporterTopic):
+                reporter = _reporter(topic, body)
         except (topics.InvalidTopic, MalformedMessage, ValueError) as exc:
             log.error("dropping bad downstream message: %s", exc, extra={"node": self.node})
             return
@@ -184,6 +191,17 @@ class LocalController:
             if isinstance(topic, topics.ManifestTopic):
                 if manifest is not None:
                     self.desired.manifest = manifest
+                    self.desired.reporter_keys = {
+                        f"{i.namespace}/{i.name}"
+                        for i in manifest.items
+                        if i.kind == ReportingWorker.MANIFEST_KIND
+                    }
+            elif isinstance(topic, topics.ReporterTopic):
+                key = f"{topic.namespace}/{topic.name}"
+                if reporter is None:
+                    self.desired.reporters.pop(key, None)
+                else:
+                    self.desired.reporters[key] = reporter
             elif isinstance(topic, topics.WorkerTopic | topics.DownTopic):
                 self._record(message.topic, topic, body)
         self._wake.set()
@@ -282,24 +300,42 @@ class LocalController:
         )
         self.outbox.put(owner.kind, status.namespace, owner.name, message.to_api())
 
+    def _reporter(self, namespace: str, name: str) -> ReportingWorker | None:
+        """The GM's record of a worker a kubelet runs on this node, if it still runs here."""
+        key = f"{namespace}/{name}"
+        with self._lock:
+            keys = self.desired.reporter_keys
+            return self.desired.reporters.get(key) if keys is None or key in keys else None
+
     def _authorize_report(self, namespace: str, worker: str, token: str | None) -> str | None:
-        """Why a report may not be taken (None: it may): only from workers this LC runs,
-        each with its own token."""
-        if self.runtime.status(worker, namespace) is None:
+        """Why a report may not be taken (None: it may): only from workers of this node, each
+        with its own token: those this LC runs (its token), those a kubelet runs here as the GM
+        said (the token whose digest the GM sent)."""
+        if self.runtime.status(worker, namespace) is not None:
+            valid = self.tokens.valid(namespace, worker, token)
+        elif (reporter := self._reporter(namespace, worker)) is not None:
+            valid = reporter.accepts(token)
+        else:
             return "unknown_worker"
-        if not self.tokens.valid(namespace, worker, token):
-            return "bad_worker_token"
-        return None
+        return None if valid else "bad_worker_token"
+
+    def _owner_of(self, namespace: str, name: str) -> OwnerReference | None:
+        """The owner of a worker of this node as this LC knows it (its runtime, or the GM)."""
+        status = self.runtime.status(name, namespace)
+        if status is not None:
+            return status.owner
+        reporter = self._reporter(namespace, name)
+        return reporter.owner if reporter is not None else None
 
     def _on_report(self, report: WorkerReport) -> None:
         # The owner is the LC's own record of the worker, never what the body names.
-        status = self.runtime.status(report.name, report.namespace)
-        if status is None or status.owner is None:
+        owner = self._owner_of(report.namespace, report.name)
+        if owner is None:
             raise InvalidReport(
                 f"worker {report.namespace}/{report.name} has no owner on this node", field="name"
             )
-        kind, name = status.owner.kind, status.owner.name
-        api_version: str | None = status.owner.api_version
+        kind, name = owner.kind, owner.name
+        api_version: str | None = owner.api_version
         message = WorkerMessage(
             worker=report.name,
             owner_api_version=api_version,
@@ -319,3 +355,13 @@ class LocalController:
         namespace, name = seen.key.split("/", 1)
         message = DatasetMessage(number_of_samples=seen.number_of_samples, message=seen.message)
         self.outbox.put("Dataset", namespace, name, message.to_api())
+
+
+def _reporter(topic: topics.ReporterTopic, body: dict[str, Any] | None) -> ReportingWorker | None:
+    """The worker a ``down/reporters`` message announces (None: it is gone); raises ValueError."""
+    if body is None:
+        return None
+    reporter = ReportingWorker.model_validate(body)
+    if reporter.key != f"{topic.namespace}/{topic.name}":
+        raise MalformedMessage(f"{topic}: the body names worker {reporter.key}")
+    return reporter

@@ -5,6 +5,10 @@ The LC gives every worker it starts ``SEDNA_WORKER_TOKEN``, an HMAC of the worke
 and adopted workers keep theirs). The worker library sends it in the ``X-Sedna-Worker-Token``
 header of each report; the report server accepts a report only for a worker this LC runs and
 only with that worker's token.
+
+Workers a kubelet runs (the GM's ``pods`` backend) carry a token the GM derived instead; the GM
+tells the node's LC its digest (``apis.ReportingWorker``), so this LC checks it without being
+able to issue it.
 """
 
 from __future__ import annotations
@@ -15,10 +19,10 @@ import os
 import secrets
 from pathlib import Path
 
-__all__ = ["TOKEN_ENV", "TOKEN_HEADER", "WorkerTokens"]
+from apis import WORKER_TOKEN_ENV as TOKEN_ENV
+from apis import WORKER_TOKEN_HEADER as TOKEN_HEADER
 
-TOKEN_ENV = "SEDNA_WORKER_TOKEN"
-TOKEN_HEADER = "X-Sedna-Worker-Token"
+__all__ = ["TOKEN_ENV", "TOKEN_HEADER", "WorkerTokens"]
 
 
 class WorkerTokens:

@@ -9,6 +9,7 @@ from broker.topics import (
     DownTopic,
     InvalidTopic,
     ManifestTopic,
+    ReporterTopic,
     StateTopic,
     UpTopic,
     WorkerTopic,
@@ -17,6 +18,7 @@ from broker.topics import (
     down_topic,
     manifest_topic,
     parse_topic,
+    reporter_topic,
     state_topic,
     strip_share,
     up_topic,
@@ -35,6 +37,10 @@ from broker.topics import (
             "sedna/node/edge0/down/workers/default/fl-job-train-0",
             WorkerTopic("edge0", "default", "fl-job-train-0"),
         ),
+        (
+            "sedna/node/edge0/down/reporters/default/svc-edge",
+            ReporterTopic("edge0", "default", "svc-edge"),
+        ),
         ("sedna/node/edge0/down/manifest", ManifestTopic("edge0")),
         (
             "sedna/node/node.example.com/up/Dataset/kube-system/data.v1",
@@ -52,6 +58,7 @@ def test_parse_and_build_round_trip(text: str, value: object) -> None:
 def test_builders_match_the_contract() -> None:
     assert down_topic("e", "Model", "ns", "m") == "sedna/node/e/down/Model/ns/m"
     assert worker_topic("e", "ns", "w") == "sedna/node/e/down/workers/ns/w"
+    assert reporter_topic("e", "ns", "w") == "sedna/node/e/down/reporters/ns/w"
     assert manifest_topic("e") == "sedna/node/e/down/manifest"
     assert up_topic("e", "Model", "ns", "m") == "sedna/node/e/up/Model/ns/m"
     assert state_topic("e") == "sedna/node/e/state"

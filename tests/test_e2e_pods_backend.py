@@ -2,17 +2,62 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client
 
+from apis import WORKER_TOKEN_ENV, WORKER_TOKEN_HEADER
 from gm.app import api_client_for
-from tests.e2e import Cluster, joint_inference, models
+from lc.agent import LocalController
+from tests.e2e import Cluster, joint_inference, models, status_metrics
 from tests.services import wait_for
 from tests.test_cluster_rbac import ungranted
 
 pytestmark = pytest.mark.slow
+
+
+def _env(pod: client.V1Pod) -> dict[str, str]:
+    return {e.name: e.value for e in pod.spec.containers[0].env}
+
+
+def _report(lc: LocalController, worker: str, number: int, token: str) -> tuple[int, Any]:
+    """POST a report to ``lc`` as the worker Pod would (the kubelet is absent here)."""
+    body = {
+        "name": worker,
+        "namespace": "default",
+        "ownerName": "another-job",  # never trusted: the GM's record names the owner
+        "ownerKind": "jointinferenceservice",
+        "kind": "inference",
+        "status": "running",
+        "taskInfo": {"inferenceNumber": number, "hardExampleNumber": 0},
+    }
+    conn = http.client.HTTPConnection("127.0.0.1", lc.reports.port, timeout=10)
+    try:
+        conn.request(
+            "POST",
+            f"/sedna/workers/{worker}/info",
+            body=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json", WORKER_TOKEN_HEADER: token},
+        )
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        conn.close()
+
+
+def _counted(lc: LocalController) -> dict[str, float]:
+    metrics = lc.metrics
+    return {
+        "received": metrics.reports_received.labels(
+            owner_kind="jointinferenceservice"
+        )._value.get(),
+        "bad_worker_token": metrics.reports_rejected.labels(reason="bad_worker_token")._value.get(),
+        "unknown_worker": metrics.reports_rejected.labels(reason="unknown_worker")._value.get(),
+    }
 
 
 def test_workers_become_owned_pods_whose_phases_drive_the_status(
@@ -59,7 +104,38 @@ def test_workers_become_owned_pods_whose_phases_drive_the_status(
         30,
         "status counts the running pods",
     )
+
+    # Reports: the test plays the worker Pod, with the token the GM put into its environment.
+    edge0 = pods_cluster.stack.lcs["edge0"]
+    token, cloud_token = (_env(pods()[n])[WORKER_TOKEN_ENV] for n in ("svc-edge", "svc-cloud"))
+    assert token != cloud_token
+    wait_for(lambda: _report(edge0, "svc-edge", 5, token)[0] == 200, 30, "edge0's LC takes it")
+    wait_for(lambda: status_metrics(pods_cluster, "svc").get("inferenceNumber") == "5", 30, "5")
+    before = _counted(edge0)
+    # A wrong token (here another worker's): refused, naming why.
+    status, answer = _report(edge0, "svc-edge", 999, cloud_token)
+    assert (status, answer["error"]) == (403, "bad_worker_token")
+    assert "svc-edge" in answer["message"] and "bad_worker_token" in answer["message"]
+    # A worker of another node, with its own token: edge0's LC does not speak for cloud0.
+    status, answer = _report(edge0, "svc-cloud", 998, cloud_token)
+    assert (status, answer["error"]) == (403, "unknown_worker")
+    # Refused reports were not forwarded; the next good one lands after them.
+    assert _report(edge0, "svc-edge", 6, token)[0] == 200
+    wait_for(lambda: status_metrics(pods_cluster, "svc").get("inferenceNumber") == "6", 30, "6")
+    assert _counted(edge0) == {
+        "received": before["received"] + 1,
+        "bad_worker_token": before["bad_worker_token"] + 1,
+        "unknown_worker": before["unknown_worker"] + 1,
+    }
+    assert status_metrics(pods_cluster, "svc")["inferenceNumber"] == "6"
+
     pods_cluster.kubectl("delete", "jointinferenceservices.sedna.io", "svc")
     wait_for(lambda: pods() == {}, 30, "pods deleted with their service")
+    # The GM cleared the worker from edge0's LC: its token is worth nothing now.
+    wait_for(
+        lambda: _report(edge0, "svc-edge", 7, token)[1].get("error") == "unknown_worker",
+        30,
+        "edge0's LC forgets the worker",
+    )
     # Everything the GM asked of the API server here is granted by deploy/cluster's RBAC.
     assert ungranted(pods_cluster, audit_log) == []
