@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import ClassVar
 
 __all__ = [
     "GM_SHARE_GROUP",
@@ -138,9 +139,10 @@ class DownTopic:
 
 
 @dataclass(frozen=True, slots=True)
-class WorkerTopic:
-    """Pod spec of one worker the node's LC runs as a process (retained; empty = deleted)."""
+class _WorkerOfNode:
+    """A worker on a node: ``.../down/<segment>/<namespace>/<name>``."""
 
+    segment: ClassVar[str]
     node: str
     namespace: str
     name: str
@@ -151,24 +153,21 @@ class WorkerTopic:
         validate_name(self.name)
 
     def __str__(self) -> str:
-        return f"{PREFIX}/{self.node}/down/{_WORKERS}/{self.namespace}/{self.name}"
+        return f"{PREFIX}/{self.node}/down/{self.segment}/{self.namespace}/{self.name}"
 
 
 @dataclass(frozen=True, slots=True)
-class ReporterTopic:
+class WorkerTopic(_WorkerOfNode):
+    """Pod spec of one worker the node's LC runs as a process (retained; empty = deleted)."""
+
+    segment: ClassVar[str] = _WORKERS
+
+
+@dataclass(frozen=True, slots=True)
+class ReporterTopic(_WorkerOfNode):
     """A worker a kubelet runs on the node, whose reports its LC takes (retained; empty = gone)."""
 
-    node: str
-    namespace: str
-    name: str
-
-    def __post_init__(self) -> None:
-        validate_node(self.node)
-        validate_namespace(self.namespace)
-        validate_name(self.name)
-
-    def __str__(self) -> str:
-        return f"{PREFIX}/{self.node}/down/{_REPORTERS}/{self.namespace}/{self.name}"
+    segment: ClassVar[str] = _REPORTERS
 
 
 @dataclass(frozen=True, slots=True)

@@ -187,9 +187,11 @@ def status_metrics(cluster: Cluster, name: str) -> dict[str, str]:
 
 
 def post_report(
-    lc: LocalController, worker: str, body: dict[str, Any]
+    lc: LocalController, worker: str, body: dict[str, Any], token: str | None = None
 ) -> tuple[int, dict[str, Any]]:
-    """POST a report as the worker would, with the token its LC gave it."""
+    """POST a report as the worker would, with ``token`` (default: the one its LC gave it)."""
+    if token is None:
+        token = lc.tokens.token(body.get("namespace", "default"), worker)
     conn = http.client.HTTPConnection("127.0.0.1", lc.reports.port, timeout=10)
     try:
         conn.request(
@@ -198,7 +200,7 @@ def post_report(
             body=json.dumps(body).encode(),
             headers={
                 "Content-Type": "application/json",
-                TOKEN_HEADER: lc.tokens.token(body.get("namespace", "default"), worker),
+                TOKEN_HEADER: token,
             },
         )
         response = conn.getresponse()

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import http.client
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
 
-from apis import WORKER_TOKEN_ENV, WORKER_TOKEN_HEADER
+from apis import WORKER_TOKEN_ENV
 from gm.app import api_client_for
 from lc.agent import LocalController
-from tests.e2e import Cluster, joint_inference, models, status_metrics
+from tests.e2e import Cluster, joint_inference, models, post_report, status_metrics
 from tests.services import wait_for
 from tests.test_cluster_rbac import ungranted
 
@@ -35,18 +33,7 @@ def _report(lc: LocalController, worker: str, number: int, token: str) -> tuple[
         "status": "running",
         "taskInfo": {"inferenceNumber": number, "hardExampleNumber": 0},
     }
-    conn = http.client.HTTPConnection("127.0.0.1", lc.reports.port, timeout=10)
-    try:
-        conn.request(
-            "POST",
-            f"/sedna/workers/{worker}/info",
-            body=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json", WORKER_TOKEN_HEADER: token},
-        )
-        response = conn.getresponse()
-        return response.status, json.loads(response.read())
-    finally:
-        conn.close()
+    return post_report(lc, worker, body, token)
 
 
 def _counted(lc: LocalController) -> dict[str, float]:
