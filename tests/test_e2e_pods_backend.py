@@ -9,6 +9,8 @@ import pytest
 from kubernetes import client
 
 from apis import WORKER_TOKEN_ENV
+from broker.envelope import Envelope
+from broker.topics import up_topic
 from gm.app import api_client_for
 from lc.agent import LocalController
 from tests.e2e import Cluster, joint_inference, models, post_report, status_metrics
@@ -114,6 +116,17 @@ def test_workers_become_owned_pods_whose_phases_drive_the_status(
         "bad_worker_token": before["bad_worker_token"] + 1,
         "unknown_worker": before["unknown_worker"] + 1,
     }
+    assert status_metrics(pods_cluster, "svc")["inferenceNumber"] == "6"
+    # The GM, too, takes from edge0 only what it placed there: edge0 forging cloud0's worker.
+    gm = pods_cluster.stack.gm
+    assert gm is not None
+    refused = gm.metrics.refused.labels(node="edge0", reason="worker-not-on-node")
+    forged = {"type": "worker", "worker": "svc-cloud", "output": {"taskInfo": {"x": 1}}}
+    edge0.bus.publish(
+        up_topic("edge0", "JointInferenceService", "default", "svc"),
+        Envelope(seq=1, node="edge0", payload=forged),
+    )
+    wait_for(lambda: refused._value.get() == 1, 30, "the GM refuses edge0 speaking for cloud0")
     assert status_metrics(pods_cluster, "svc")["inferenceNumber"] == "6"
 
     pods_cluster.kubectl("delete", "jointinferenceservices.sedna.io", "svc")
