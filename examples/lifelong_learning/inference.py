@@ -4,8 +4,9 @@ deployed knowledge, pass after pass.
 Each pass writes ``OUTPUT_URL/inference/<file>.csv`` (task, label, prediction, unseen, task
 used) and ``OUTPUT_URL/inference/summary.json`` (the index it served and, per file, accuracy and
 unseen share by task); the unseen rows of a file go to ``UT_SAVED_URL/<file>/`` for labelling
-(replaced each pass). ``passes`` (default 1; 0 = for ever) and ``pass_interval_seconds`` (1);
-``drop_task_column=true`` hides the task column (attribute-free detection). Counts go to the LC.
+(replaced at the end of each pass). ``passes`` (default 1; 0 = for ever) and
+``pass_interval_seconds`` (1); ``drop_task_column=true`` hides the task column (attribute-free
+detection). Counts go to the LC.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import sys
 import time
 from collections import defaultdict
@@ -86,10 +88,18 @@ def main() -> int:
         index = ll.serving_index()
         summary: dict[str, Any] = {"index_create_time": index.create_time, "pass": done + 1}
         for source in files:
-            target = saved / source.stem
-            (target / "unseen_samples.csv").unlink(missing_ok=True)
-            os.environ["UT_SAVED_URL"] = str(target)  # this file's unseen rows, apart
+            # This file's unseen rows, apart, staged during the pass and then moved into place
+            # at once: a reader (the labeller) always sees a whole pass's rows.
+            staging, target = saved / f".{source.stem}.part", saved / source.stem
+            shutil.rmtree(staging, ignore_errors=True)
+            os.environ["UT_SAVED_URL"] = str(staging)
             summary[source.stem] = infer_file(ll, source, output / f"{source.stem}.csv")
+            target.mkdir(parents=True, exist_ok=True)
+            produced = staging / "unseen_samples.csv"
+            if produced.exists():
+                os.replace(produced, target / "unseen_samples.csv")
+            else:
+                (target / "unseen_samples.csv").unlink(missing_ok=True)
         ll.report_inference_stats()
         partial = output / ".summary.json.part"
         partial.write_text(json.dumps(summary, indent=1))
