@@ -241,3 +241,24 @@ def test_hot_update_reloads_every_round_and_a_bad_model_keeps_the_old_one(
         and "UnpicklingError" in failed.task_info.model_extra["message"]
     )
     learner.close()
+
+
+class _ValidDataEstimator:
+    """Upstream's documented shape: ``evaluate(self, valid_data, model_path="", **kwargs)``."""
+
+    def load(self, model_url: str) -> None:
+        self.loaded = model_url
+
+    def evaluate(self, valid_data: list[int], model_path: str = "", **kwargs: object) -> dict:
+        return {"precision": [float(len(valid_data))], "model": model_path, **kwargs}
+
+
+def test_evaluate_passes_the_data_positionally_as_upstream_estimators_expect(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODEL_URLS", f"{tmp_path}/a.pkl;{tmp_path}/b.pkl")
+    monkeypatch.delenv("LC_SERVER", raising=False)
+    results = IncrementalLearning(estimator=_ValidDataEstimator).evaluate([1, 2, 3], tag="x")
+    assert [r["metrics"] for r in results] == [
+        {"precision": [3.0], "model": f"{tmp_path}/{name}.pkl", "tag": "x"} for name in "ab"
+    ]

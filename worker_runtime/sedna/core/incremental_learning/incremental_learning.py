@@ -224,7 +224,8 @@ class IncrementalLearning:
         self, data: Any, post_process: Callable[[Any], Any] | None = None, **kwargs: Any
     ) -> list[dict[str, Any]]:
         """Score each model of ``MODEL_URLS`` (else ``MODEL_URL``) on ``data`` and report the
-        results, one ``{format, url, metrics}`` per model in order."""
+        results, one ``{format, url, metrics}`` per model in order. The estimator's
+        ``evaluate`` gets ``data`` as its first argument, then ``model_path`` and ``kwargs``."""
         urls = [u for u in (BaseConfig.model_urls or "").split(";") if u] or [
             BaseConfig.model_url or ""
         ]
@@ -233,8 +234,9 @@ class IncrementalLearning:
             for url in urls:
                 estimator = self._fresh_estimator()
                 resolve_estimator(estimator, ("load", "evaluate")).load(url)
-                args = _accepted(estimator.evaluate, {"data": data, "model_path": url, **kwargs})
-                metrics = estimator.evaluate(**args)
+                # positional: upstream's estimators name it ``valid_data`` or ``data``
+                args = _accepted(estimator.evaluate, {"model_path": url, **kwargs})
+                metrics = estimator.evaluate(data, **args)
                 if post_process is not None:
                     metrics = post_process(metrics)
                 results.append(
