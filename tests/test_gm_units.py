@@ -155,6 +155,9 @@ def test_federated_workers_share_token_and_aggregator_address() -> None:
     assert agg.env["PARTICIPANTS_COUNT"] == "3"
     assert [t.env["TRAIN_DATASET_URL"] for t in trainers] == ["/d/0.txt", "/d/1.txt", "/d/2.txt"]
     assert {t.env["AGG_PORT"] for t in trainers} == {"22000"}
+    # The aggregator listens on the address its trainers are given, not on every interface.
+    assert agg.env["AGG_BIND_IP"] == "127.0.0.1"
+    assert {t.env["AGG_IP"] for t in trainers} == {agg.env["AGG_BIND_IP"]}
     assert {t.env["SEDNA_JOB_TOKEN"] for t in [agg, *trainers]} == {"t0k"}
     assert [t.node for t in trainers] == ["edge0", "edge1", "edge2"]
     assert "BASE_MODEL_URL" not in agg.env
