@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, Field
 
 from apiserver.server import ApiServer, ApiServerError
+from apiserver.store import SYNC_MODES
 
 log = logging.getLogger("apiserver")
 
@@ -28,6 +30,7 @@ class Settings(BaseModel):
     crd_files: list[Path] = []
     builtin_crds: bool = True
     audit_log: Path | None = None
+    sync: Literal["full", "normal"] = "full"
     log_level: str = "INFO"
 
 
@@ -56,6 +59,13 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         type=Path,
         help="append every resource request to this JSON-lines file "
         "(env SEDNA_APISERVER_AUDIT_LOG)",
+    )
+    parser.add_argument(
+        "--sync",
+        choices=SYNC_MODES,
+        default=os.environ.get("SEDNA_APISERVER_SYNC", "full"),
+        help="full: a write is answered once its log is synced to disk (survives power loss); "
+        "normal: once it is in the OS (survives a killed process) (env SEDNA_APISERVER_SYNC)",
     )
     parser.add_argument("--log-level", default="INFO")
     return Settings(**vars(parser.parse_args(argv)))
@@ -93,7 +103,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if settings.builtin_crds:
         crds = project_crds() + crds
     server = ApiServer(
-        settings.data_dir, settings.host, settings.port, crds, audit_log=settings.audit_log
+        settings.data_dir,
+        settings.host,
+        settings.port,
+        crds,
+        audit_log=settings.audit_log,
+        sync=settings.sync,
     )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

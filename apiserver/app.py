@@ -38,7 +38,7 @@ from apiserver.openapi import (
 from apiserver.registry import Registry
 from apiserver.resources import ResourceType
 from apiserver.selectors import FieldSelector, LabelSelector, SelectorError
-from apiserver.store import StoreClosed
+from apiserver.store import CommitFailed, StoreClosed
 from apiserver.table import table
 from apiserver.watch import Watch, WatchRequest
 from broker import boundedjson
@@ -183,6 +183,8 @@ class ApiApp:
             return error_response(error)
         except SelectorError as exc:
             return error_response(err.bad_request(str(exc)))
+        except CommitFailed as exc:
+            return error_response(ApiError(500, "InternalError", f"Internal error occurred: {exc}"))
         except StoreClosed:
             return error_response(
                 ApiError(503, "ServiceUnavailable", "the server is shutting down")

@@ -26,6 +26,8 @@ from apiserver.store import Store
 log = logging.getLogger(__name__)
 
 DEFAULT_HISTORY_SIZE = 10_000
+# Every answered write survives a power loss (see apiserver/README.md, "Durability").
+DEFAULT_SYNC = "full"
 
 
 class ApiServerError(RuntimeError):
@@ -36,7 +38,8 @@ class ApiServer:
     """A Kubernetes-compatible API server backed by SQLite in `data_dir`.
 
     Serves HTTPS with a CA and bearer token created on first start and kept in `data_dir`;
-    `write_kubeconfig` produces a kubeconfig for kubectl and the `kubernetes` client.
+    `write_kubeconfig` produces a kubeconfig for kubectl and the `kubernetes` client. `sync`
+    ("full" or "normal") is how far a write is on disk before it is answered.
     """
 
     def __init__(
@@ -48,12 +51,14 @@ class ApiServer:
         *,
         history_size: int = DEFAULT_HISTORY_SIZE,
         audit_log: Path | None = None,
+        sync: str = DEFAULT_SYNC,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.host = host
         self._requested_port = port
         self._crds = tuple(copy.deepcopy(dict(c)) for c in crds)
         self._history_size = history_size
+        self._sync = sync
         self._request_log = RequestLog.from_environment(audit_log)
         self._store: Store | None = None
         self._http: ApiHttpServer | None = None
@@ -80,7 +85,9 @@ class ApiServer:
         self._stopping.clear()
         hosts = [self.host] if self.host not in ("", "0.0.0.0", "::") else []
         self._credentials = ensure_credentials(self.data_dir, hosts)
-        self._store = Store(self.data_dir / "store.sqlite3", history_size=self._history_size)
+        self._store = Store(
+            self.data_dir / "store.sqlite3", history_size=self._history_size, sync=self._sync
+        )
         registry = Registry(BUILTIN_TYPES)
         service = ObjectService(self._store, registry)
         service.ensure_namespaces(INITIAL_NAMESPACES)

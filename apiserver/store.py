@@ -1,22 +1,27 @@
 """SQLite storage: objects, a global resourceVersion counter and a bounded event log for watches.
 
 Every write happens in a transaction that takes the next resourceVersion(s), stores the object
-and appends its event; an exception rolls everything back, so nothing half-written is kept.
+and appends its event; an exception keeps nothing of it. Concurrent transactions are committed
+together by one committer thread (group commit); each returns once its commit is done.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import queue
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+# SQLite's `synchronous` under WAL: "full" syncs the log on every commit, "normal" at checkpoints.
+SYNC_MODES = ("full", "normal")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -64,57 +69,136 @@ class StoreClosed(RuntimeError):
     """The store was closed while a request still used it."""
 
 
-class Store:
-    """Objects and history in one SQLite file; safe to share between threads."""
+class CommitFailed(RuntimeError):
+    """Writing a group of transactions to disk failed; none of them was kept."""
 
-    def __init__(self, path: Path, history_size: int = 10_000) -> None:
+
+@dataclass(frozen=True)
+class _Write:
+    """One row change of a transaction, as it goes into the events table."""
+
+    rv: int
+    key: Key
+    type: str
+    data: str  # the object's JSON (for DELETED, its last state)
+    prev: str | None  # MODIFIED only: the object's JSON before
+
+    def event_row(self) -> tuple[Any, ...]:
+        """The row of the events table."""
+        k = self.key
+        return (self.rv, k.group, k.resource, k.namespace, k.name, self.type, self.data, self.prev)
+
+
+class Store:
+    """Objects and history in one SQLite file (WAL); safe to share between threads.
+
+    Transactions run one at a time against the committed state plus the writes still waiting
+    for their commit (`_pending`), take their resourceVersions and queue their writes. One
+    committer thread writes everything queued in one SQLite transaction (group commit) and only
+    then are those transactions answered and their events shown to watches and reads: every
+    read sees committed data only. `sync` is SQLite's `synchronous`: "full" syncs the WAL on
+    every commit (a write survives a power loss), "normal" leaves it to the checkpoint (a write
+    survives a killed process, the last ones may be lost on power loss).
+    """
+
+    def __init__(self, path: Path, history_size: int = 10_000, sync: str = "full") -> None:
         if history_size < 1:
             raise ValueError("history_size must be at least 1")
+        if sync not in SYNC_MODES:
+            raise ValueError(f"sync must be one of {', '.join(SYNC_MODES)}, not {sync!r}")
+        self._path = str(path)
         self._history = history_size
+        self._writer = self._connect()
+        self._writer.execute("PRAGMA journal_mode=WAL")
+        self._writer.execute(f"PRAGMA synchronous={sync.upper()}")
+        self._writer.executescript(_SCHEMA)
+        self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+        # `_lock` runs transaction bodies one at a time; `_mu` guards the queue, the pending
+        # writes and the committed resourceVersion (taken after `_lock`, never before it).
         self._lock = threading.RLock()
-        self._changed = threading.Condition(threading.Lock())
-        self._conn: sqlite3.Connection | None = sqlite3.connect(
-            str(path), check_same_thread=False, isolation_level=None
-        )
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.executescript(_SCHEMA)
-        self._rv = int(self._meta("rv") or 0)
-        self._compacted = int(self._meta("compacted") or 0)
-        self._pending: int | None = None
         self._in_txn = False
+        self._mu = threading.Lock()
+        self._work = threading.Condition(self._mu)
+        self._committed = threading.Condition(self._mu)
+        self._rv = int(self._meta("rv") or 0)  # committed
+        self._next = self._rv  # the last resourceVersion handed out
+        self._compacted = int(self._meta("compacted") or 0)
+        self._queue: list[_Write] = []
+        self._pending: dict[Key, tuple[int, str | None]] = {}  # key -> (rv, JSON or deleted)
+        self._epoch = 0  # goes up when a group commit fails
+        self._epoch_end: dict[int, int] = {}  # failed epoch -> the last rv it committed
+        self._closing = False
+        self._closed = False
+        self._committer = threading.Thread(
+            target=self._commit_loop, name="store-committer", daemon=True
+        )
+        self._committer.start()
 
     # --- basics ---------------------------------------------------------------------------
 
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
+
+    @contextmanager
+    def _reader(self) -> Iterator[sqlite3.Connection]:
+        """A connection for reads (committed data only), reused between requests."""
+        if self._closed:
             raise StoreClosed("the store is closed")
-        return self._conn
+        try:
+            conn = self._readers.get_nowait()
+        except queue.Empty:
+            conn = self._connect()
+        try:
+            yield conn
+        finally:
+            if self._closed:
+                conn.close()
+            else:
+                self._readers.put(conn)
+
+    @contextmanager
+    def _read_snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A reader inside one read transaction: every query sees the same commit."""
+        with self._reader() as db:
+            db.execute("BEGIN")
+            try:
+                yield db
+            finally:
+                db.execute("COMMIT")
 
     def _meta(self, key: str) -> str | None:
-        row = self._db().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        row = self._writer.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
 
     def _set_meta(self, key: str, value: str) -> None:
-        self._db().execute(
+        self._writer.execute(
             "INSERT INTO meta (key, value) VALUES (?, ?) "
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
 
     def close(self) -> None:
-        """Close the database and wake every waiting watcher."""
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-        with self._changed:
-            self._changed.notify_all()
+        """Commit what is queued, close the database and wake every waiting watcher."""
+        with self._mu:
+            if self._closing:
+                return
+            self._closing = True
+            self._work.notify_all()
+        self._committer.join()
+        with self._mu:
+            self._closed = True
+            self._committed.notify_all()
+        self._writer.close()
+        while True:
+            try:
+                self._readers.get_nowait().close()
+            except queue.Empty:
+                break
 
     @property
     def closed(self) -> bool:
         """Whether `close` was called."""
-        return self._conn is None
+        return self._closed
 
     @property
     def resource_version(self) -> int:
@@ -131,21 +215,41 @@ class Store:
         """How many events the watch history keeps."""
         return self._history
 
-    # --- reads ----------------------------------------------------------------------------
+    # --- reads (committed data) -----------------------------------------------------------
+
+    def _get_raw(self, key: Key) -> str | None:
+        with self._reader() as db:
+            row = db.execute(
+                "SELECT data FROM objects WHERE grp=? AND resource=? AND namespace=? AND name=?",
+                (key.group, key.resource, key.namespace, key.name),
+            ).fetchone()
+        return row[0] if row else None
 
     def get(self, key: Key) -> dict[str, Any] | None:
         """The stored object, or None."""
-        with self._lock:
-            row = (
-                self._db()
-                .execute(
-                    "SELECT data FROM objects "
-                    "WHERE grp=? AND resource=? AND namespace=? AND name=?",
-                    (key.group, key.resource, key.namespace, key.name),
-                )
-                .fetchone()
-            )
-        return json.loads(row[0]) if row else None
+        data = self._get_raw(key)
+        return json.loads(data) if data is not None else None
+
+    @staticmethod
+    def _list_query(
+        group: str,
+        resource: str,
+        namespace: str | None,
+        after: tuple[str, str] | None,
+        name: str | None,
+    ) -> tuple[str, list[Any]]:
+        sql = "SELECT grp, resource, namespace, name, data FROM objects WHERE grp=? AND resource=?"
+        args: list[Any] = [group, resource]
+        if namespace is not None:
+            sql += " AND namespace=?"
+            args.append(namespace)
+        if name is not None:
+            sql += " AND name=?"
+            args.append(name)
+        if after is not None:
+            sql += " AND (namespace, name) > (?, ?)"
+            args.extend(after)
+        return sql + " ORDER BY namespace, name", args
 
     def list(
         self,
@@ -157,22 +261,7 @@ class Store:
         name: str | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Objects of a resource ordered by (namespace, name), optionally after a position."""
-        sql = "SELECT data FROM objects WHERE grp=? AND resource=?"
-        args: list[Any] = [group, resource]
-        if namespace is not None:
-            sql += " AND namespace=?"
-            args.append(namespace)
-        if name is not None:
-            sql += " AND name=?"
-            args.append(name)
-        if after is not None:
-            sql += " AND (namespace, name) > (?, ?)"
-            args.extend(after)
-        sql += " ORDER BY namespace, name"
-        with self._lock:
-            rows = self._db().execute(sql, args).fetchall()
-        for (data,) in rows:
-            yield json.loads(data)
+        return iter(self.scan(group, resource, namespace, after=after, name=name)[0])
 
     def scan(
         self,
@@ -184,53 +273,54 @@ class Store:
         name: str | None = None,
     ) -> tuple[list[dict[str, Any]], int]:
         """Like `list`, plus the resourceVersion the read happened at."""
-        with self._lock:
-            return list(self.list(group, resource, namespace, after=after, name=name)), self._rv
+        sql, args = self._list_query(group, resource, namespace, after, name)
+        with self._read_snapshot() as db:
+            rows = db.execute(sql, args).fetchall()
+            rv = self._snapshot_rv(db)
+        return [json.loads(row[4]) for row in rows], rv
 
     def snapshot(
         self, group: str, resource: str, namespace: str | None = None
     ) -> tuple[list[dict[str, Any]], int]:
         """All objects of a resource and the resourceVersion they were read at, atomically."""
-        with self._lock:
-            return list(self.list(group, resource, namespace)), self._rv
+        return self.scan(group, resource, namespace)
+
+    @staticmethod
+    def _snapshot_rv(db: sqlite3.Connection) -> int:
+        row = db.execute("SELECT value FROM meta WHERE key = 'rv'").fetchone()
+        return int(row[0]) if row else 0
 
     def count_in_namespace(self, namespace: str) -> int:
         """How many namespaced objects (of any resource) live in a namespace."""
-        with self._lock:
-            row = (
-                self._db()
-                .execute("SELECT COUNT(*) FROM objects WHERE namespace = ?", (namespace,))
-                .fetchone()
-            )
+        with self._reader() as db:
+            row = db.execute(
+                "SELECT COUNT(*) FROM objects WHERE namespace = ?", (namespace,)
+            ).fetchone()
         return int(row[0])
+
+    def _keys_in_namespace(self, namespace: str) -> dict[Key, str]:
+        with self._reader() as db:
+            rows = db.execute(
+                "SELECT grp, resource, namespace, name, data FROM objects WHERE namespace = ?",
+                (namespace,),
+            ).fetchall()
+        return {Key(*row[:4]): row[4] for row in rows}
 
     def keys_in_namespace(self, namespace: str) -> list[Key]:
         """Keys of every object in a namespace."""
-        with self._lock:
-            rows = (
-                self._db()
-                .execute(
-                    "SELECT grp, resource, namespace, name FROM objects WHERE namespace = ? "
-                    "ORDER BY grp, resource, name",
-                    (namespace,),
-                )
-                .fetchall()
-            )
-        return [Key(*row) for row in rows]
+        return sorted(self._keys_in_namespace(namespace), key=_key_order)
+
+    def _mentioning(self, text: str) -> dict[Key, str]:
+        with self._reader() as db:
+            rows = db.execute(
+                "SELECT grp, resource, namespace, name, data FROM objects WHERE instr(data, ?) > 0",
+                (text,),
+            ).fetchall()
+        return {Key(*row[:4]): row[4] for row in rows}
 
     def find_mentioning(self, text: str) -> list[tuple[Key, dict[str, Any]]]:
         """Objects whose stored JSON contains `text` (a cheap pre-filter, e.g. for a uid)."""
-        with self._lock:
-            rows = (
-                self._db()
-                .execute(
-                    "SELECT grp, resource, namespace, name, data FROM objects "
-                    "WHERE instr(data, ?) > 0",
-                    (text,),
-                )
-                .fetchall()
-            )
-        return [(Key(*row[:4]), json.loads(row[4])) for row in rows]
+        return [(key, json.loads(data)) for key, data in self._mentioning(text).items()]
 
     def events_after(
         self,
@@ -251,9 +341,9 @@ class Store:
             args.append(namespace)
         sql += " ORDER BY rv LIMIT ?"
         args.append(limit)
-        with self._lock:
-            rows = self._db().execute(sql, args).fetchall()
-            latest = self._rv
+        with self._read_snapshot() as db:
+            rows = db.execute(sql, args).fetchall()
+            latest = self._snapshot_rv(db)
         events = [
             Event(r[0], r[1], r[2], r[3], json.loads(r[4]), json.loads(r[5]) if r[5] else None)
             for r in rows
@@ -264,55 +354,141 @@ class Store:
 
     def wait_for_change(self, seen: int, timeout: float) -> bool:
         """Block until the resourceVersion moves past `seen` (True) or `timeout` passes."""
-        with self._changed:
-            if self._rv > seen or self.closed:
+        with self._committed:
+            if self._rv > seen or self._closed:
                 return self._rv > seen
-            self._changed.wait(timeout)
+            self._committed.wait(timeout)
             return self._rv > seen
 
     # --- writes ---------------------------------------------------------------------------
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
-        """A write transaction; committed on success, rolled back on any exception."""
+        """A write transaction; returns once its writes are committed (as `sync` says), and
+        keeps nothing of it on any exception (raises `CommitFailed` if the commit failed)."""
+        failed: BaseException | None = None
         with self._lock:
             if self._in_txn:
                 raise RuntimeError("transactions do not nest")
-            db = self._db()
-            db.execute("BEGIN IMMEDIATE")
+            if self._closing:
+                raise StoreClosed("the store is closed")
             self._in_txn = True
-            self._pending = self._rv
-            txn = Transaction(self)
+            epoch, seen = self._epoch, self._next
+            txn = Transaction(self, self._next)
             try:
                 yield txn
-                if self._pending != self._rv:
-                    self._set_meta("rv", str(self._pending))
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+                epoch, seen = self._enqueue(txn.writes)
+            except BaseException as exc:
+                failed = exc
             finally:
                 self._in_txn = False
-                pending, self._pending = self._pending, None
-            changed = pending is not None and pending != self._rv
-            if changed:
-                self._rv = pending
-                self._compact()
-        if changed:
-            with self._changed:
-                self._changed.notify_all()
+        # What the transaction read may still be on its way to disk: answer only after it is
+        # there (an error such as AlreadyExists may have been decided on it, too).
+        self._wait_committed(epoch, seen)
+        if failed is not None:
+            raise failed
 
-    def _next_rv(self) -> int:
-        assert self._pending is not None
-        self._pending += 1
-        return self._pending
+    def _enqueue(self, writes: list[_Write]) -> tuple[int, int]:
+        with self._mu:
+            if writes:
+                if self._closing:
+                    raise StoreClosed("the store is closed")
+                self._queue.extend(writes)
+                for write in writes:
+                    data = None if write.type == "DELETED" else write.data
+                    self._pending[write.key] = (write.rv, data)
+                self._next = writes[-1].rv
+                self._work.notify()
+            return self._epoch, self._next
+
+    def _wait_committed(self, epoch: int, rv: int) -> None:
+        """Wait until resourceVersion `rv` of `epoch` is committed; CommitFailed if it failed."""
+        with self._committed:
+            while self._epoch == epoch and self._rv < rv:
+                self._committed.wait()
+            if self._epoch != epoch and rv > self._epoch_end[epoch]:
+                raise CommitFailed("the store could not write this change to disk")
+
+    def _pending_raw(self, key: Key) -> tuple[bool, str | None]:
+        """(True, JSON or None if deleted) when a write of `key` awaits its commit."""
+        with self._mu:
+            entry = self._pending.get(key)
+        return (False, None) if entry is None else (True, entry[1])
+
+    def _pending_copy(self) -> dict[Key, str | None]:
+        with self._mu:
+            return {key: data for key, (_, data) in self._pending.items()}
+
+    def _commit_loop(self) -> None:
+        """The committer: write every queued transaction in one SQLite transaction."""
+        while True:
+            with self._mu:
+                while not self._queue and not self._closing:
+                    self._work.wait()
+                if not self._queue:
+                    self._committed.notify_all()
+                    return
+                batch, self._queue = self._queue, []
+            try:
+                self._write_batch(batch)
+            except Exception:
+                log.exception("group commit of %d writes failed; they are dropped", len(batch))
+                self._forget_uncommitted()
+                continue
+            with self._mu:
+                self._rv = batch[-1].rv
+                for write in batch:
+                    entry = self._pending.get(write.key)
+                    if entry is not None and entry[0] <= self._rv:
+                        del self._pending[write.key]
+                self._committed.notify_all()
+            self._compact()
+
+    def _write_batch(self, batch: list[_Write]) -> None:
+        db = self._writer
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for write in batch:
+                key = write.key
+                if write.type == "DELETED":
+                    db.execute(
+                        "DELETE FROM objects WHERE grp=? AND resource=? AND namespace=? AND name=?",
+                        (key.group, key.resource, key.namespace, key.name),
+                    )
+                else:
+                    db.execute(
+                        "INSERT INTO objects (grp, resource, namespace, name, rv, data) "
+                        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(grp, resource, namespace, name) "
+                        "DO UPDATE SET rv = excluded.rv, data = excluded.data",
+                        (key.group, key.resource, key.namespace, key.name, write.rv, write.data),
+                    )
+            db.executemany(
+                "INSERT INTO events (rv, grp, resource, namespace, name, type, object, prev) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [w.event_row() for w in batch],
+            )
+            self._set_meta("rv", str(batch[-1].rv))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def _forget_uncommitted(self) -> None:
+        """After a failed commit: drop every uncommitted write (later ones built on it)."""
+        with self._lock, self._mu:
+            self._epoch_end[self._epoch] = self._rv
+            self._epoch += 1
+            self._queue = []
+            self._pending = {}
+            self._next = self._rv
+            self._committed.notify_all()
 
     def _compact(self) -> None:
         floor = self._rv - self._history
         # Trim in batches so that most commits do not pay for a DELETE.
         if floor - self._compacted < max(1, self._history // 10):
             return
-        db = self._db()
+        db = self._writer
         db.execute("BEGIN IMMEDIATE")
         try:
             db.execute("DELETE FROM events WHERE rv <= ?", (floor,))
@@ -324,68 +500,98 @@ class Store:
         self._compacted = floor
         log.debug("watch history compacted up to resourceVersion %d", floor)
 
-    def _write(self, key: Key, obj: dict[str, Any], event: str, prev: dict[str, Any] | None) -> int:
-        rv = self._next_rv()
-        obj.setdefault("metadata", {})["resourceVersion"] = str(rv)
-        data = _dumps(obj)
-        db = self._db()
-        if event == "DELETED":
-            db.execute(
-                "DELETE FROM objects WHERE grp=? AND resource=? AND namespace=? AND name=?",
-                (key.group, key.resource, key.namespace, key.name),
-            )
-        else:
-            db.execute(
-                "INSERT INTO objects (grp, resource, namespace, name, rv, data) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(grp, resource, namespace, name) "
-                "DO UPDATE SET rv = excluded.rv, data = excluded.data",
-                (key.group, key.resource, key.namespace, key.name, rv, data),
-            )
-        db.execute(
-            "INSERT INTO events (rv, grp, resource, namespace, name, type, object, prev) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                rv,
-                key.group,
-                key.resource,
-                key.namespace,
-                key.name,
-                event,
-                data,
-                _dumps(prev) if prev is not None and event == "MODIFIED" else None,
-            ),
-        )
-        return rv
+
+def _key_order(key: Key) -> tuple[str, str, str]:
+    return key.group, key.resource, key.name
 
 
 class Transaction:
-    """Reads and writes inside one `Store.transaction()`."""
+    """Reads and writes inside one `Store.transaction()`.
 
-    def __init__(self, store: Store) -> None:
+    Reads see committed data, then writes awaiting their commit, then this transaction's own.
+    """
+
+    def __init__(self, store: Store, rv: int) -> None:
         self._store = store
+        self._rv = rv
+        self.writes: list[_Write] = []
+        self._own: dict[Key, str | None] = {}  # this transaction's writes (None: deleted)
+        self._read: dict[Key, str | None] = {}  # what it read from the store
+
+    def _raw(self, key: Key) -> str | None:
+        if key in self._own:
+            return self._own[key]
+        if key not in self._read:
+            pending, data = self._store._pending_raw(key)
+            self._read[key] = data if pending else self._store._get_raw(key)
+        return self._read[key]
+
+    def _merged(
+        self, committed: Callable[[], dict[Key, str]], keep: Callable[[Key, str], bool]
+    ) -> dict[Key, str]:
+        """Committed rows overlaid with pending and own writes (pending copied first: a
+        commit in between then shows in both, never in neither)."""
+        changes = self._store._pending_copy()
+        rows = committed()
+        changes.update(self._own)
+        for key, data in changes.items():
+            if data is not None and keep(key, data):
+                rows[key] = data
+            else:
+                rows.pop(key, None)
+        return rows
 
     def get(self, key: Key) -> dict[str, Any] | None:
         """The object as this transaction sees it."""
-        return self._store.get(key)
+        data = self._raw(key)
+        return json.loads(data) if data is not None else None
+
+    def _write(self, key: Key, obj: dict[str, Any], event: str, prev: str | None) -> None:
+        self._rv += 1
+        obj.setdefault("metadata", {})["resourceVersion"] = str(self._rv)
+        data = _dumps(obj)
+        self.writes.append(_Write(self._rv, key, event, data, prev))
+        self._own[key] = None if event == "DELETED" else data
 
     def put(self, key: Key, obj: dict[str, Any], prev: dict[str, Any] | None) -> dict[str, Any]:
         """Create (prev None) or replace an object; sets its resourceVersion."""
-        self._store._write(key, obj, "ADDED" if prev is None else "MODIFIED", prev)
+        if prev is None:
+            self._write(key, obj, "ADDED", None)
+        else:
+            self._write(key, obj, "MODIFIED", self._raw(key) or _dumps(prev))
         return obj
 
     def delete(self, key: Key, obj: dict[str, Any]) -> dict[str, Any]:
         """Remove an object; `obj` (its last state) gets the deletion's resourceVersion."""
-        self._store._write(key, obj, "DELETED", None)
+        self._write(key, obj, "DELETED", None)
         return obj
 
     def list(self, group: str, resource: str, namespace: str | None = None) -> list[dict[str, Any]]:
-        """Objects of a resource as this transaction sees them."""
-        return list(self._store.list(group, resource, namespace))
+        """Objects of a resource as this transaction sees them, by (namespace, name)."""
+
+        def committed() -> dict[Key, str]:
+            sql, args = Store._list_query(group, resource, namespace, None, None)
+            with self._store._reader() as db:
+                return {Key(*row[:4]): row[4] for row in db.execute(sql, args).fetchall()}
+
+        def keep(key: Key, _: str) -> bool:
+            return (key.group, key.resource) == (group, resource) and namespace in (
+                None,
+                key.namespace,
+            )
+
+        rows = self._merged(committed, keep)
+        return [json.loads(rows[k]) for k in sorted(rows, key=lambda k: (k.namespace, k.name))]
 
     def keys_in_namespace(self, namespace: str) -> list[Key]:
         """Keys of every object in a namespace."""
-        return self._store.keys_in_namespace(namespace)
+        rows = self._merged(
+            lambda: self._store._keys_in_namespace(namespace),
+            lambda key, _: key.namespace == namespace,
+        )
+        return sorted(rows, key=_key_order)
 
     def find_mentioning(self, text: str) -> list[tuple[Key, dict[str, Any]]]:
         """Objects whose JSON contains `text`."""
-        return self._store.find_mentioning(text)
+        rows = self._merged(lambda: self._store._mentioning(text), lambda _, data: text in data)
+        return [(key, json.loads(data)) for key, data in rows.items()]

@@ -1,0 +1,161 @@
+"""Create throughput of the embedded API server; prints creates/s and create latency.
+
+    python benchmarks/apiserver_writes.py                       # 1 and 8 client processes
+    python benchmarks/apiserver_writes.py --clients 1 2 8 --creates 400
+    python benchmarks/apiserver_writes.py --sync normal         # WAL with synchronous=NORMAL
+    python benchmarks/apiserver_writes.py --baseline-rev 9b2ddd4   # also the server of a commit
+
+For each client count a fresh embedded server (``python -m apiserver``, its own process, on
+loopback, in a temporary data directory) is started; then that many client processes
+(``multiprocessing``, so the client's own CPU is not the limit) each create their share of
+``--creates`` Dataset objects with the official ``kubernetes`` client
+(``CustomObjectsApi.create_namespaced_custom_object``, one object a call, one keep-alive
+connection per process). creates/s is all creates over the time from the first call to the last
+answer; latency is per call. With ``--baseline-rev`` the same run is repeated against the
+``apiserver/`` of that git revision (extracted with ``git archive``), for a before/after table.
+The target beside the figures is from issue 15 (a real kube-apiserver + etcd did 138/s here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from kubernetes import client, config
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_CREATES_PER_SECOND = 140.0
+GROUP, VERSION, PLURAL = "sedna.io", "v1alpha1", "datasets"
+
+
+@contextmanager
+def running_server(source: Path, sync: str | None) -> Iterator[Path]:
+    """A fresh `python -m apiserver` from `source` (a tree with `apiserver/`); its kubeconfig."""
+    data_dir = Path(tempfile.mkdtemp(prefix="apiserver-bench-"))
+    command = [sys.executable, "-m", "apiserver", "--data-dir", str(data_dir)]
+    command += ["--log-level", "WARNING"]
+    if sync is not None:
+        command += ["--sync", sync]
+    env = {**os.environ, "PYTHONPATH": str(source)}
+    process = subprocess.Popen(command, cwd=source, env=env)
+    kubeconfig = data_dir / "kubeconfig"
+    try:
+        deadline = time.monotonic() + 60
+        while not kubeconfig.exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the API server did not start: {command}")
+            time.sleep(0.05)
+        time.sleep(0.2)  # the file is written in one go, but let the writer close it
+        yield kubeconfig
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _client_process(kubeconfig: str, prefix: str, count: int, start_at: float, out) -> None:
+    """Create `count` Datasets (after `start_at`) and send back each call's start and end."""
+    api = client.CustomObjectsApi(config.new_client_from_config(config_file=kubeconfig))
+    warm = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Dataset"}
+    api.list_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, limit=1)  # connect
+    while time.time() < start_at:
+        time.sleep(0.001)
+    spans = []
+    for index in range(count):
+        body = {
+            **warm,
+            "metadata": {"name": f"{prefix}-{index}", "namespace": "default"},
+            "spec": {"url": f"/data/{prefix}-{index}.txt", "format": "txt", "nodeName": "edge0"},
+        }
+        began = time.time()
+        api.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, body)
+        spans.append((began, time.time()))
+    out.send(spans)
+    out.close()
+
+
+def measure(kubeconfig: Path, clients: int, creates: int) -> tuple[float, float, float]:
+    """creates/s, p50 and p99 latency (ms) of `creates` creates from `clients` processes."""
+    context = multiprocessing.get_context("spawn")
+    start_at = time.time() + 3.0 + 0.3 * clients  # every process connected before the start
+    pipes, processes = [], []
+    for index in range(clients):
+        receiver, sender = context.Pipe(duplex=False)
+        share = creates // clients + (1 if index < creates % clients else 0)
+        args = (str(kubeconfig), f"c{index}", share, start_at, sender)
+        process = context.Process(target=_client_process, args=args)
+        process.start()
+        pipes.append(receiver)
+        processes.append(process)
+    spans = [span for receiver in pipes for span in receiver.recv()]
+    for process in processes:
+        process.join()
+    first = min(began for began, _ in spans)
+    last = max(ended for _, ended in spans)
+    latencies = sorted((ended - began) * 1000 for began, ended in spans)
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    return len(spans) / (last - first), statistics.median(latencies), p99
+
+
+def count_datasets(kubeconfig: Path) -> int:
+    """How many Datasets the server holds (every create must have landed)."""
+    api = client.CustomObjectsApi(config.new_client_from_config(config_file=str(kubeconfig)))
+    return len(api.list_namespaced_custom_object(GROUP, VERSION, "default", PLURAL)["items"])
+
+
+@contextmanager
+def source_tree(rev: str | None) -> Iterator[Path]:
+    """This checkout, or `apiserver/`, `apis/` and `broker/` of a git revision."""
+    if rev is None:
+        yield ROOT
+        return
+    target = Path(tempfile.mkdtemp(prefix="apiserver-rev-"))
+    try:
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", rev, "apiserver", "apis", "broker"],
+            check=True,
+            capture_output=True,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+        yield target
+    finally:
+        shutil.rmtree(target, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--creates", type=int, default=800, help="creates per client count")
+    parser.add_argument("--sync", choices=["full", "normal"], help="the server's --sync")
+    parser.add_argument("--baseline-rev", help="also measure the apiserver/ of this git revision")
+    args = parser.parse_args()
+    runs: list[tuple[str, Path | None, str | None]] = [("this tree", None, args.sync)]
+    if args.baseline_rev:
+        runs.append((args.baseline_rev, args.baseline_rev, None))
+    print(f"{args.creates} Dataset creates per row; machine: {os.cpu_count()} cores", flush=True)
+    print(f"{'server':<12} {'clients':>7} {'creates/s':>10} {'p50 ms':>8} {'p99 ms':>8}  target")
+    for label, rev, sync in runs:
+        with source_tree(rev) as source:
+            for clients in args.clients:
+                with running_server(source, sync) as kubeconfig:
+                    rate, p50, p99 = measure(kubeconfig, clients, args.creates)
+                    stored = count_datasets(kubeconfig)
+                if stored != args.creates:
+                    raise RuntimeError(f"{stored} Datasets stored, {args.creates} created")
+                target = f">= {TARGET_CREATES_PER_SECOND:.0f}/s" if clients == 8 else ""
+                print(f"{label:<12} {clients:>7} {rate:>10.1f} {p50:>8.1f} {p99:>8.1f}  {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
