@@ -38,9 +38,15 @@ TARGET_CREATES_PER_SECOND = 140.0
 GROUP, VERSION, PLURAL = "sedna.io", "v1alpha1", "datasets"
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
-def running_server(source: Path, sync: str | None) -> Iterator[Path]:
-    """A fresh `python -m apiserver` from `source` (a tree with `apiserver/`); its kubeconfig."""
+def running_server(source: Path, sync: str | None) -> Iterator[tuple[Path, int]]:
+    """A fresh `python -m apiserver` from `source` (a tree with `apiserver/`): kubeconfig, pid."""
     data_dir = Path(tempfile.mkdtemp(prefix="apiserver-bench-"))
     command = [sys.executable, "-m", "apiserver", "--data-dir", str(data_dir)]
     command += ["--log-level", "WARNING"]
@@ -56,7 +62,7 @@ def running_server(source: Path, sync: str | None) -> Iterator[Path]:
                 raise RuntimeError(f"the API server did not start: {command}")
             time.sleep(0.05)
         time.sleep(0.2)  # the file is written in one go, but let the writer close it
-        yield kubeconfig
+        yield kubeconfig, process.pid
     finally:
         process.terminate()
         process.wait(timeout=20)
@@ -143,17 +149,21 @@ def main() -> int:
     if args.baseline_rev:
         runs.append((args.baseline_rev, args.baseline_rev, None))
     print(f"{args.creates} Dataset creates per row; machine: {os.cpu_count()} cores", flush=True)
-    print(f"{'server':<12} {'clients':>7} {'creates/s':>10} {'p50 ms':>8} {'p99 ms':>8}  target")
+    header = f"{'server':<12} {'clients':>7} {'creates/s':>10} {'p50 ms':>8} {'p99 ms':>8}"
+    print(f"{header} {'server CPU ms/create':>21}  target")
     for label, rev, sync in runs:
         with source_tree(rev) as source:
             for clients in args.clients:
-                with running_server(source, sync) as kubeconfig:
+                with running_server(source, sync) as (kubeconfig, pid):
+                    cpu = cpu_seconds(pid)
                     rate, p50, p99 = measure(kubeconfig, clients, args.creates)
+                    cpu = cpu_seconds(pid) - cpu
                     stored = count_datasets(kubeconfig)
                 if stored != args.creates:
                     raise RuntimeError(f"{stored} Datasets stored, {args.creates} created")
                 target = f">= {TARGET_CREATES_PER_SECOND:.0f}/s" if clients == 8 else ""
-                print(f"{label:<12} {clients:>7} {rate:>10.1f} {p50:>8.1f} {p99:>8.1f}  {target}")
+                row = f"{label:<12} {clients:>7} {rate:>10.1f} {p50:>8.1f} {p99:>8.1f}"
+                print(f"{row} {cpu * 1000 / args.creates:>21.2f}  {target}", flush=True)
     return 0
 
 
