@@ -2,7 +2,7 @@
 
     python benchmarks/apiserver_writes.py                       # 1 and 8 client processes
     python benchmarks/apiserver_writes.py --clients 1 2 8 --creates 400
-    python benchmarks/apiserver_writes.py --sync normal         # WAL with synchronous=NORMAL
+    python benchmarks/apiserver_writes.py --sync full normal    # both durability modes
     python benchmarks/apiserver_writes.py --baseline-rev 9b2ddd4   # also the server of a commit
 
 For each client count a fresh embedded server (``python -m apiserver``, its own process, on
@@ -11,8 +11,11 @@ loopback, in a temporary data directory) is started; then that many client proce
 ``--creates`` Dataset objects with the official ``kubernetes`` client
 (``CustomObjectsApi.create_namespaced_custom_object``, one object a call, one keep-alive
 connection per process). creates/s is all creates over the time from the first call to the last
-answer; latency is per call. With ``--baseline-rev`` the same run is repeated against the
-``apiserver/`` of that git revision (extracted with ``git archive``), for a before/after table.
+answer; latency is per call; CPU is user + system time a create, of the server process and of
+all client processes.
+Each row is the median of ``--repeat`` runs (the load of other processes on the box moves
+single runs a lot; the load average is printed). With ``--baseline-rev`` the same run is repeated
+against the ``apiserver/`` of that git revision (extracted with ``git archive``): before/after.
 The target beside the figures is from issue 15 (a real kube-apiserver + etcd did 138/s here).
 """
 
@@ -29,6 +32,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from kubernetes import client, config
@@ -77,6 +81,7 @@ def _client_process(kubeconfig: str, prefix: str, count: int, start_at: float, o
     while time.time() < start_at:
         time.sleep(0.001)
     spans = []
+    cpu = time.process_time()
     for index in range(count):
         body = {
             **warm,
@@ -86,12 +91,23 @@ def _client_process(kubeconfig: str, prefix: str, count: int, start_at: float, o
         began = time.time()
         api.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, body)
         spans.append((began, time.time()))
-    out.send(spans)
+    out.send((spans, time.process_time() - cpu))
     out.close()
 
 
-def measure(kubeconfig: Path, clients: int, creates: int) -> tuple[float, float, float]:
-    """creates/s, p50 and p99 latency (ms) of `creates` creates from `clients` processes."""
+@dataclass(order=True)
+class Figures:
+    """One run: creates/s, latency p50/p99 (ms), CPU seconds per create of clients and server."""
+
+    rate: float
+    p50: float
+    p99: float
+    client_cpu: float
+    server_cpu: float = 0.0
+
+
+def measure(kubeconfig: Path, clients: int, creates: int) -> Figures:
+    """The figures of `creates` creates from `clients` processes (server CPU left at 0)."""
     context = multiprocessing.get_context("spawn")
     start_at = time.time() + 3.0 + 0.3 * clients  # every process connected before the start
     pipes, processes = [], []
@@ -103,14 +119,30 @@ def measure(kubeconfig: Path, clients: int, creates: int) -> tuple[float, float,
         process.start()
         pipes.append(receiver)
         processes.append(process)
-    spans = [span for receiver in pipes for span in receiver.recv()]
+    results = [receiver.recv() for receiver in pipes]
+    spans = [span for part, _ in results for span in part]
+    client_cpu = sum(cpu for _, cpu in results)
     for process in processes:
         process.join()
     first = min(began for began, _ in spans)
     last = max(ended for _, ended in spans)
     latencies = sorted((ended - began) * 1000 for began, ended in spans)
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-    return len(spans) / (last - first), statistics.median(latencies), p99
+    return Figures(
+        len(spans) / (last - first), statistics.median(latencies), p99, client_cpu / len(spans)
+    )
+
+
+def run_once(source: Path, sync: str | None, clients: int, creates: int) -> Figures:
+    """One fresh server, one measurement."""
+    with running_server(source, sync) as (kubeconfig, pid):
+        cpu = cpu_seconds(pid)
+        figures = measure(kubeconfig, clients, creates)
+        figures.server_cpu = (cpu_seconds(pid) - cpu) / creates
+        stored = count_datasets(kubeconfig)
+    if stored != creates:
+        raise RuntimeError(f"{stored} Datasets stored, {creates} created")
+    return figures
 
 
 def count_datasets(kubeconfig: Path) -> int:
@@ -142,28 +174,33 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--creates", type=int, default=800, help="creates per client count")
-    parser.add_argument("--sync", choices=["full", "normal"], help="the server's --sync")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per row (median shown)")
+    parser.add_argument(
+        "--sync", choices=["full", "normal"], nargs="+", default=["full"], help="server --sync"
+    )
     parser.add_argument("--baseline-rev", help="also measure the apiserver/ of this git revision")
     args = parser.parse_args()
-    runs: list[tuple[str, Path | None, str | None]] = [("this tree", None, args.sync)]
+    runs: list[tuple[str, str | None, str | None]] = [(f"this/{m}", None, m) for m in args.sync]
     if args.baseline_rev:
         runs.append((args.baseline_rev, args.baseline_rev, None))
-    print(f"{args.creates} Dataset creates per row; machine: {os.cpu_count()} cores", flush=True)
+    print(
+        f"{args.creates} Dataset creates a run, median of {args.repeat} runs; "
+        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start",
+        flush=True,
+    )
     header = f"{'server':<12} {'clients':>7} {'creates/s':>10} {'p50 ms':>8} {'p99 ms':>8}"
-    print(f"{header} {'server CPU ms/create':>21}  target")
+    print(f"{header} {'server CPU':>11} {'client CPU':>11}  target (CPU: ms a create)")
     for label, rev, sync in runs:
         with source_tree(rev) as source:
             for clients in args.clients:
-                with running_server(source, sync) as (kubeconfig, pid):
-                    cpu = cpu_seconds(pid)
-                    rate, p50, p99 = measure(kubeconfig, clients, args.creates)
-                    cpu = cpu_seconds(pid) - cpu
-                    stored = count_datasets(kubeconfig)
-                if stored != args.creates:
-                    raise RuntimeError(f"{stored} Datasets stored, {args.creates} created")
+                rows = sorted(
+                    run_once(source, sync, clients, args.creates) for _ in range(args.repeat)
+                )
+                f = rows[len(rows) // 2]  # the run of median rate
                 target = f">= {TARGET_CREATES_PER_SECOND:.0f}/s" if clients == 8 else ""
-                row = f"{label:<12} {clients:>7} {rate:>10.1f} {p50:>8.1f} {p99:>8.1f}"
-                print(f"{row} {cpu * 1000 / args.creates:>21.2f}  {target}", flush=True)
+                row = f"{label:<12} {clients:>7} {f.rate:>10.1f} {f.p50:>8.1f} {f.p99:>8.1f}"
+                cpu = f"{f.server_cpu * 1000:>11.2f} {f.client_cpu * 1000:>11.2f}"
+                print(f"{row} {cpu}  {target}", flush=True)
     return 0
 
 
