@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 import threading
@@ -30,7 +29,7 @@ class Settings(BaseModel):
     crd_files: list[Path] = []
     builtin_crds: bool = True
     audit_log: Path | None = None
-    sync: Literal["full", "normal"] = "full"
+    sync: Literal["full", "normal"] | None = None
     log_level: str = "INFO"
 
 
@@ -63,9 +62,9 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
     parser.add_argument(
         "--sync",
         choices=SYNC_MODES,
-        default=os.environ.get("SEDNA_APISERVER_SYNC", "full"),
         help="full: a write is answered once its log is synced to disk (survives power loss); "
-        "normal: once it is in the OS (survives a killed process) (env SEDNA_APISERVER_SYNC)",
+        "normal: once it is in the OS (survives a killed process); default: env "
+        "SEDNA_APISERVER_SYNC, else full",
     )
     parser.add_argument("--log-level", default="INFO")
     return Settings(**vars(parser.parse_args(argv)))

@@ -21,13 +21,14 @@ from apiserver.kubeconfig import KubeconfigSettings, write_kubeconfig
 from apiserver.objects import ObjectService
 from apiserver.pki import Credentials, ensure_credentials
 from apiserver.registry import Registry
-from apiserver.store import Store
+from apiserver.store import SYNC_MODES, Store
 
 log = logging.getLogger(__name__)
 
 DEFAULT_HISTORY_SIZE = 10_000
-# Every answered write survives a power loss (see apiserver/README.md, "Durability").
+# Every answered write survives a power loss (apiserver/README.md, "Writes: group commit...").
 DEFAULT_SYNC = "full"
+SYNC_ENV = "SEDNA_APISERVER_SYNC"
 
 
 class ApiServerError(RuntimeError):
@@ -39,7 +40,8 @@ class ApiServer:
 
     Serves HTTPS with a CA and bearer token created on first start and kept in `data_dir`;
     `write_kubeconfig` produces a kubeconfig for kubectl and the `kubernetes` client. `sync`
-    ("full" or "normal") is how far a write is on disk before it is answered.
+    ("full" or "normal", default `$SEDNA_APISERVER_SYNC` or "full") is how far a write is on
+    disk before it is answered.
     """
 
     def __init__(
@@ -51,14 +53,18 @@ class ApiServer:
         *,
         history_size: int = DEFAULT_HISTORY_SIZE,
         audit_log: Path | None = None,
-        sync: str = DEFAULT_SYNC,
+        sync: str | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.host = host
         self._requested_port = port
         self._crds = tuple(copy.deepcopy(dict(c)) for c in crds)
         self._history_size = history_size
-        self._sync = sync
+        self._sync = sync or os.environ.get(SYNC_ENV) or DEFAULT_SYNC
+        if self._sync not in SYNC_MODES:
+            raise ApiServerError(
+                f"sync (or ${SYNC_ENV}) must be one of {', '.join(SYNC_MODES)}, not {self._sync!r}"
+            )
         self._request_log = RequestLog.from_environment(audit_log)
         self._store: Store | None = None
         self._http: ApiHttpServer | None = None

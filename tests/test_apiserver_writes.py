@@ -17,6 +17,7 @@ import pytest
 from kubernetes import client, config, watch
 
 from apiserver import ApiServer
+from apiserver.server import ApiServerError
 from apiserver.store import CommitFailed, Key, Store
 from tests.apiserver_fixtures import DATASET_CRD_YAML, crds_for_tests, dataset
 from tests.services import wait_for
@@ -197,6 +198,17 @@ def test_a_failed_group_commit_fails_its_requests_and_keeps_nothing(tmp_path: Pa
         txn.put(key, {"metadata": {}}, None)
     assert store.resource_version == 1 and store.get(key) is not None
     store.close()
+
+
+def test_an_unknown_sync_mode_is_refused_naming_the_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEDNA_APISERVER_SYNC", "sometimes")
+    with pytest.raises(ApiServerError, match=r"SEDNA_APISERVER_SYNC\) must be one of full, normal"):
+        ApiServer(tmp_path)
+    monkeypatch.setenv("SEDNA_APISERVER_SYNC", "normal")
+    with ApiServer(tmp_path / "data") as server:
+        assert server.resource_version > 0  # the initial namespaces were written
 
 
 @contextmanager
