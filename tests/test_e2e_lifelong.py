@@ -122,7 +122,12 @@ def test_knowledge_grows_from_two_tasks_to_three(cluster: Cluster, tmp_path: Pat
     kb_before = cluster.status("lifelonglearningjobs", NAME)["knowledgeBase"]
     restart_gm(cluster)
     restart_kb(cluster)
-    assert cluster.status("lifelonglearningjobs", NAME)["knowledgeBase"] == kb_before
+    kb_after = cluster.status("lifelonglearningjobs", NAME)["knowledgeBase"]
+    # The inference worker keeps streaming passes, so its unseen count may only have grown
+    # (on a loaded machine a restart can take longer than a pass); the rest is unchanged.
+    unseen_before = kb_before["samples"].pop("numberOfUnseenSample")
+    assert kb_after["samples"].pop("numberOfUnseenSample") >= unseen_before
+    assert kb_after == kb_before
     assert kb_summary(cluster)["AIModels"]["numberOfAIModels"] == 2
 
     labelled = work.append_labelled_unseen()  # 400 rows: 320 train -> round 2
