@@ -190,6 +190,32 @@ def test_parameters_as_json_strings_work(env: Path, monkeypatch: pytest.MonkeyPa
         LifelongLearning(TaskEstimator, task_definition={"method": "Nope"})
 
 
+class RecordingEstimator(TaskEstimator):
+    """The example's estimator, remembering the keyword arguments each ``train`` got."""
+
+    calls: list[dict] = []
+
+    def train(self, train_data, valid_data=None, **kwargs):  # noqa: ANN001, ANN201
+        RecordingEstimator.calls.append(kwargs)
+        return super().train(train_data, valid_data)
+
+
+def test_upstream_estimator_keyword_and_train_arguments_reach_every_task(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # atcii's train.py: LifelongLearning(estimator=...).train(train_data=..., early_stopping_rounds=)
+    RecordingEstimator.calls.clear()
+    monkeypatch.setenv("OUTPUT_URL", str(env / "train"))
+    ll = LifelongLearning(estimator=RecordingEstimator, task_definition=BY_TASK)
+    results = ll.train(train_data=table(env / "t.csv", ["upright", "mirrored"], 0), metric_name="m")
+    assert set(results) == {"upright", "mirrored"}
+    assert RecordingEstimator.calls == [{"metric_name": "m"}] * 2
+    with pytest.raises(ConfigError, match="once"):
+        LifelongLearning(TaskEstimator, estimator=TaskEstimator, task_definition=BY_TASK)
+    with pytest.raises(ConfigError, match="once"):
+        LifelongLearning(task_definition=BY_TASK)
+
+
 def test_the_index_is_json_and_a_pickle_is_refused(tmp_path: Path) -> None:
     (tmp_path / "index.json").write_bytes(pickle.dumps({"seen_task": {}}))
     with pytest.raises(ConfigError, match="pickled index"):

@@ -73,7 +73,7 @@ class LifelongLearning:
 
     def __init__(
         self,
-        seen_estimator: Any,
+        seen_estimator: Any = None,
         unseen_estimator: Any = None,
         task_definition: dict[str, Any] | None = None,
         task_relationship_discovery: dict[str, Any] | None = None,
@@ -85,8 +85,12 @@ class LifelongLearning:
         unseen_sample_recognition: dict[str, Any] | None = None,
         unseen_sample_re_recognition: dict[str, Any] | None = None,
         reporter: LCReporter | None = None,
+        estimator: Any = None,
     ) -> None:
-        self.seen_estimator = seen_estimator
+        # ``estimator=`` is the name upstream's atcii example (and its older library) uses.
+        if (seen_estimator is None) == (estimator is None):
+            raise ConfigError("give the task estimator once: seen_estimator (or estimator)")
+        self.seen_estimator = seen_estimator if seen_estimator is not None else estimator
         self.unseen_estimator = unseen_estimator
         if task_definition is None:
             attribute = Context.get_parameters("attribute")
@@ -240,7 +244,11 @@ class LifelongLearning:
         results = {}
         for group in groups:
             data = group.samples
-            model_url = shared if group in small else self._fit(data, out / f"{group.entry}.model")
+            model_url = (
+                shared
+                if group in small
+                else self._fit(data, out / f"{group.entry}.model", **kwargs)
+            )
             reference = None
             x = np.asarray(data.x)
             if x.dtype != object:
