@@ -207,9 +207,24 @@ def test_upstream_estimator_keyword_and_train_arguments_reach_every_task(
     RecordingEstimator.calls.clear()
     monkeypatch.setenv("OUTPUT_URL", str(env / "train"))
     ll = LifelongLearning(estimator=RecordingEstimator, task_definition=BY_TASK)
-    results = ll.train(train_data=table(env / "t.csv", ["upright", "mirrored"], 0), metric_name="m")
+    data = table(env / "t.csv", ["upright", "mirrored"], 0)
+    with pytest.raises(ConfigError, match="action"):
+        ll.train(train_data=data, action="retrain")
+    results = ll.train(train_data=data, action="initial_train", metric_name="m")
     assert set(results) == {"upright", "mirrored"}
     assert RecordingEstimator.calls == [{"metric_name": "m"}] * 2
+    # eval.py: evaluate(data, metrics=precision_score, metrics_param={"average": "micro"}) -
+    # the parameters reach the callable (without them the ten digits fail a binary average).
+    from sklearn.metrics import precision_score
+
+    monkeypatch.setenv("MODEL_URLS", str(env / "train" / "index.json"))
+    monkeypatch.setenv("OUTPUT_URL", str(env / "eval"))
+    scores = ll.evaluate(
+        table(env / "e.csv", ["upright", "mirrored"], 1),
+        metrics=precision_score,
+        metrics_param={"average": "micro"},
+    )
+    assert scores["precision_score"] > 0.9
     with pytest.raises(ConfigError, match="once"):
         LifelongLearning(TaskEstimator, estimator=TaskEstimator, task_definition=BY_TASK)
     with pytest.raises(ConfigError, match="once"):

@@ -172,11 +172,15 @@ class LifelongLearning:
         train_data: BaseDataSource,
         valid_data: BaseDataSource | None = None,
         post_process: Callable[..., Any] | None = None,
+        action: str = "initial_train",
         **kwargs: Any,
     ) -> Any:
         """Define tasks, train one model per task group, store the index; after the first
-        round (``HAS_COMPLETED_INITIAL_TRAINING=true``) this is :meth:`update`."""
-        if _truthy(BaseConfig.has_completed_initial_training):
+        round (``HAS_COMPLETED_INITIAL_TRAINING=true``, or ``action="update"``) this is
+        :meth:`update`. Other keyword arguments go to the estimator's ``train``."""
+        if action not in ("initial_train", "update"):
+            raise ConfigError(f"action must be 'initial_train' or 'update', got {action!r}")
+        if action == "update" or _truthy(BaseConfig.has_completed_initial_training):
             return self.update(train_data, valid_data, post_process, **kwargs)
         tasks, extractor, _ = self.task_definition(train_data)
         index = KnowledgeIndex(kb=self.kb_key, classes=_classes(train_data))
@@ -614,13 +618,15 @@ def _scorers(metrics: Any, param: Any) -> dict[str, Callable[[Any, Any], float]]
         metrics = {m if isinstance(m, str) else m.__name__: m for m in metrics}
     scorers = {}
     for name, metric in metrics.items():
-        if isinstance(metric, str):
-            function = getattr(sk_metrics, metric, None)
-            if function is None:
-                raise ConfigError(f"metrics: scikit-learn has no metric {metric!r}")
+        function = getattr(sk_metrics, metric, None) if isinstance(metric, str) else metric
+        if function is None:
+            raise ConfigError(f"metrics: scikit-learn has no metric {metric!r}")
+        # metric_param goes to every metric (a callable too, as upstream does), as far as its
+        # signature takes it.
+        try:
             accepted = inspect.signature(function).parameters
-            kwargs = {k: v for k, v in params.items() if k in accepted}
-            scorers[name] = lambda y, p, f=function, kw=kwargs: f(y, p, **kw)
-        else:
-            scorers[name] = metric
+        except (TypeError, ValueError):
+            accepted = {}
+        kwargs = {k: v for k, v in params.items() if k in accepted}
+        scorers[name] = lambda y, p, f=function, kw=kwargs: f(y, p, **kw)
     return scorers
