@@ -59,7 +59,9 @@ def tsv(path: Path) -> list[list[str]]:
 
 def test_upstream_shaped_lifelong_learning_scripts(cluster: Cluster, tmp_path: Path) -> None:
     (summer, winter) = COMFORT
-    mixed = [r for pair in zip(rows(*summer, 200, 1), rows(*winter, 200, 2)) for r in pair]
+    mixed = [
+        r for pair in zip(rows(*summer, 200, 1), rows(*winter, 200, 2), strict=True) for r in pair
+    ]
     dataset = write(tmp_path / "data" / "atcii.csv", mixed)
     infer = [*rows(*summer, 10, 3), *rows(*winter, 10, 4), *rows("Spring", "Mixed Mode", 1, 5)]
     infer_url = write(tmp_path / "infer" / "infer.csv", infer)

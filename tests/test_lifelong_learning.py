@@ -195,7 +195,7 @@ class RecordingEstimator(TaskEstimator):
 
     calls: list[dict] = []
 
-    def train(self, train_data, valid_data=None, **kwargs):  # noqa: ANN001, ANN201
+    def train(self, train_data, valid_data=None, **kwargs):
         RecordingEstimator.calls.append(kwargs)
         return super().train(train_data, valid_data)
 
@@ -203,7 +203,7 @@ class RecordingEstimator(TaskEstimator):
 def test_upstream_estimator_keyword_and_train_arguments_reach_every_task(
     env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # atcii's train.py: LifelongLearning(estimator=...).train(train_data=..., early_stopping_rounds=)
+    # atcii's train.py: LifelongLearning(estimator=...).train(train_data=..., metric_name=...)
     RecordingEstimator.calls.clear()
     monkeypatch.setenv("OUTPUT_URL", str(env / "train"))
     ll = LifelongLearning(estimator=RecordingEstimator, task_definition=BY_TASK)
