@@ -2,7 +2,7 @@
 
 Every write happens in a transaction that takes the next resourceVersion(s), stores the object
 and appends its event; an exception keeps nothing of it. Concurrent transactions are committed
-together by one committer thread (group commit); each returns once its commit is done.
+together in one SQLite transaction (group commit); each returns once its commit is done.
 """
 
 from __future__ import annotations
@@ -93,12 +93,13 @@ class Store:
     """Objects and history in one SQLite file (WAL); safe to share between threads.
 
     Transactions run one at a time against the committed state plus the writes still waiting
-    for their commit (`_pending`), take their resourceVersions and queue their writes. One
-    committer thread writes everything queued in one SQLite transaction (group commit) and only
-    then are those transactions answered and their events shown to watches and reads: every
-    read sees committed data only. `sync` is SQLite's `synchronous`: "full" syncs the WAL on
-    every commit (a write survives a power loss), "normal" leaves it to the checkpoint (a write
-    survives a killed process, the last ones may be lost on power loss).
+    for their commit (`_pending`), take their resourceVersions and queue their writes. The
+    first of them to wait while no commit is under way writes everything queued in one SQLite
+    transaction (group commit), and only then are those transactions answered and their events
+    shown to watches and reads: every read sees committed data only. `sync` is SQLite's
+    `synchronous`: "full" syncs the WAL on every commit (a write survives a power loss),
+    "normal" leaves it to the checkpoint (a write survives a killed process, the last ones may
+    be lost on power loss).
     """
 
     def __init__(self, path: Path, history_size: int = 10_000, sync: str = "full") -> None:
@@ -118,7 +119,6 @@ class Store:
         self._lock = threading.RLock()
         self._in_txn = False
         self._mu = threading.Lock()
-        self._work = threading.Condition(self._mu)
         self._committed = threading.Condition(self._mu)
         self._rv = int(self._meta("rv") or 0)  # committed
         self._next = self._rv  # the last resourceVersion handed out
@@ -127,12 +127,9 @@ class Store:
         self._pending: dict[Key, tuple[int, str | None]] = {}  # key -> (rv, JSON or deleted)
         self._epoch = 0  # goes up when a group commit fails
         self._epoch_end: dict[int, int] = {}  # failed epoch -> the last rv it committed
+        self._committing = False  # a thread is writing a group
         self._closing = False
         self._closed = False
-        self._committer = threading.Thread(
-            target=self._commit_loop, name="store-committer", daemon=True
-        )
-        self._committer.start()
 
     # --- basics ---------------------------------------------------------------------------
 
@@ -183,9 +180,11 @@ class Store:
             if self._closing:
                 return
             self._closing = True
-            self._work.notify_all()
-        self._committer.join()
-        with self._mu:
+            while self._committing or self._queue:
+                if self._committing:
+                    self._committed.wait()
+                else:
+                    self._commit_queued()
             self._closed = True
             self._committed.notify_all()
         self._writer.close()
@@ -398,14 +397,20 @@ class Store:
                     data = None if write.type == "DELETED" else write.data
                     self._pending[write.key] = (write.rv, data)
                 self._next = writes[-1].rv
-                self._work.notify()
             return self._epoch, self._next
 
     def _wait_committed(self, epoch: int, rv: int) -> None:
-        """Wait until resourceVersion `rv` of `epoch` is committed; CommitFailed if it failed."""
+        """Wait until resourceVersion `rv` of `epoch` is committed; CommitFailed if it failed.
+
+        The first waiter finding no commit under way writes everything queued (group commit
+        without a hand-off to another thread); the others wait for it and the next one leads.
+        """
         with self._committed:
             while self._epoch == epoch and self._rv < rv:
-                self._committed.wait()
+                if self._committing or not self._queue:
+                    self._committed.wait()
+                else:
+                    self._commit_queued()
             if self._epoch != epoch and rv > self._epoch_end[epoch]:
                 raise CommitFailed("the store could not write this change to disk")
 
@@ -419,33 +424,38 @@ class Store:
         with self._mu:
             return {key: data for key, (_, data) in self._pending.items()}
 
-    def _commit_loop(self) -> None:
-        """The committer: write every queued transaction in one SQLite transaction."""
-        while True:
-            with self._mu:
-                while not self._queue and not self._closing:
-                    self._work.wait()
-                if not self._queue:
-                    self._committed.notify_all()
-                    return
-                batch, self._queue = self._queue, []
-            try:
-                self._write_batch(batch)
-            except Exception:
-                log.exception("group commit of %d writes failed; they are dropped", len(batch))
-                self._forget_uncommitted()
-                continue
-            with self._mu:
-                self._rv = batch[-1].rv
-                for write in batch:
-                    entry = self._pending.get(write.key)
-                    if entry is not None and entry[0] <= self._rv:
-                        del self._pending[write.key]
-                self._committed.notify_all()
-            self._compact()
+    def _commit_queued(self) -> None:
+        """Write every queued write in one SQLite transaction; called and returns holding `_mu`."""
+        self._committing = True
+        batch, self._queue = self._queue, []
+        self._mu.release()
+        try:
+            compacted = self._write_batch(batch)
+        except Exception:
+            log.exception("group commit of %d writes failed; they are dropped", len(batch))
+            self._forget_uncommitted()
+            compacted = None
+        finally:
+            self._mu.acquire()
+            self._committing = False
+            self._committed.notify_all()
+        if compacted is None:
+            return
+        self._rv = batch[-1].rv
+        self._compacted = compacted
+        for write in batch:
+            entry = self._pending.get(write.key)
+            if entry is not None and entry[0] <= self._rv:
+                del self._pending[write.key]
 
-    def _write_batch(self, batch: list[_Write]) -> None:
+    def _write_batch(self, batch: list[_Write]) -> int:
+        """Write a group in one SQLite transaction; returns the compaction floor after it."""
         db = self._writer
+        floor = batch[-1].rv - self._history
+        # Trim the history in steps, so that most commits do not pay for a DELETE.
+        compacted = self._compacted
+        if floor - compacted >= max(1, self._history // 10):
+            compacted = floor
         db.execute("BEGIN IMMEDIATE")
         try:
             for write in batch:
@@ -468,10 +478,14 @@ class Store:
                 [w.event_row() for w in batch],
             )
             self._set_meta("rv", str(batch[-1].rv))
+            if compacted != self._compacted:
+                db.execute("DELETE FROM events WHERE rv <= ?", (compacted,))
+                self._set_meta("compacted", str(compacted))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        return compacted
 
     def _forget_uncommitted(self) -> None:
         """After a failed commit: drop every uncommitted write (later ones built on it)."""
@@ -482,23 +496,6 @@ class Store:
             self._pending = {}
             self._next = self._rv
             self._committed.notify_all()
-
-    def _compact(self) -> None:
-        floor = self._rv - self._history
-        # Trim in batches so that most commits do not pay for a DELETE.
-        if floor - self._compacted < max(1, self._history // 10):
-            return
-        db = self._writer
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            db.execute("DELETE FROM events WHERE rv <= ?", (floor,))
-            self._set_meta("compacted", str(floor))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        self._compacted = floor
-        log.debug("watch history compacted up to resourceVersion %d", floor)
 
 
 def _key_order(key: Key) -> tuple[str, str, str]:

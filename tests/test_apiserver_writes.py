@@ -113,9 +113,9 @@ def test_concurrent_transactions_are_committed_in_groups(tmp_path: Path) -> None
     commits: list[int] = []
     write_batch = store._write_batch
 
-    def counting(batch: list[Any]) -> None:
+    def counting(batch: list[Any]) -> int:
         commits.append(len(batch))
-        write_batch(batch)
+        return write_batch(batch)
 
     store._write_batch = counting  # type: ignore[method-assign]
 
@@ -141,9 +141,9 @@ def test_a_transaction_sees_writes_still_waiting_for_their_commit(tmp_path: Path
     release = threading.Event()
     write_batch = store._write_batch
 
-    def slow(batch: list[Any]) -> None:
+    def slow(batch: list[Any]) -> int:
         release.wait(10)
-        write_batch(batch)
+        return write_batch(batch)
 
     store._write_batch = slow  # type: ignore[method-assign]
     key = Key("g", "things", "ns", "a")
@@ -182,10 +182,10 @@ def test_a_failed_group_commit_fails_its_requests_and_keeps_nothing(tmp_path: Pa
     write_batch = store._write_batch
     failing = [True]
 
-    def broken(batch: list[Any]) -> None:
+    def broken(batch: list[Any]) -> int:
         if failing[0]:
             raise OSError("disk full")
-        write_batch(batch)
+        return write_batch(batch)
 
     store._write_batch = broken  # type: ignore[method-assign]
     key = Key("g", "things", "", "a")
