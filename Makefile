@@ -33,6 +33,7 @@ demo: $(STAMP) tools
 
 crds: $(STAMP)
 	$(BIN)/sedna crds --write deploy/crds
+	$(BIN)/sedna ksm-config --write deploy/kube-state-metrics/sedna-crs.yaml
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from sedna_cli import cluster, crds, demo, run
+from sedna_cli import cluster, crds, demo, ksm, run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
     crds.add_parser(subparsers)
+    ksm.add_parser(subparsers)
     cluster.add_parser(subparsers)
     run.add_parsers(subparsers)
     demo.add_parser(subparsers)
