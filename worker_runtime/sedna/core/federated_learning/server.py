@@ -114,6 +114,8 @@ class AggregationServer:
         # update completes the round.
         self._closing = threading.Lock()
         self._error: BaseException | None = None
+        #: The nodes of the last round this process aggregated, repeated in the final report.
+        self._last_nodes: list[dict[str, Any]] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -322,6 +324,7 @@ class AggregationServer:
         started = time.perf_counter()
         round_number, updates, names = self.coordinator.begin_aggregation()
         nodes = [{**node, "lastRound": round_number} for node in self.coordinator.contributors()]
+        self._last_nodes = nodes
         previous = self.coordinator.latest
         self.rule.configure_round(
             round_number, list(previous.tensors) if previous is not None else None
@@ -367,7 +370,7 @@ class AggregationServer:
                 "aggregationCount": round_number,
                 "participants": len(updates),
                 "nodes": nodes,
-                "sampleCounts": {str(n["nodeName"]): n["numberOfSamples"] for n in nodes},
+                "sampleCounts": _sample_counts(nodes),
                 "totalSamples": model.total_samples,
             },
         )
@@ -377,11 +380,16 @@ class AggregationServer:
         assert final is not None
         # The model file at MODEL_URL is the training workers' (their estimator's own save);
         # the aggregator's global models stay in its checkpoints.
+        # The final report stands on its own: the GM keeps each worker's latest message, so the
+        # last round's per-node figures must not depend on that round's report landing first.
+        nodes = self._last_nodes
+        per_node = {"nodes": nodes, "sampleCounts": _sample_counts(nodes)} if nodes else {}
         self.reporter.report(
             "completed",
             {
                 "currentRound": final.round,
                 "aggregationCount": final.round,
+                **per_node,
                 "totalSamples": final.total_samples,
             },
         )
@@ -395,3 +403,8 @@ class AggregationServer:
                 if expected <= self.coordinator.final_pulls():
                     break
                 condition.wait(min(1.0, max(0.01, deadline - time.monotonic())))
+
+
+def _sample_counts(nodes: list[dict[str, Any]]) -> dict[str, Any]:
+    """``{node: numberOfSamples}`` of a round's contributors."""
+    return {str(n["nodeName"]): n["numberOfSamples"] for n in nodes}
