@@ -22,7 +22,7 @@ from job import Workspace, manifests  # noqa: E402
 S, W = Stage, StageState
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 POLICY = LifelongLearningPolicy()
-WORK = Workspace(Path("/work/digits"))
+WORK = Workspace(Path("/srv/digits"))
 JOB = LifelongLearningJob.model_validate(manifests(WORK)[1])
 CTX = PlanContext(
     dataset_urls={"digits-ll-dataset": str(WORK.index)},
@@ -33,7 +33,7 @@ OWNER = OwnerReference(
     api_version="sedna.io/v1alpha1", kind="LifelongLearningJob", name="digits-ll", uid="u1"
 )
 HOOKS = POLICY.engine(JOB, CTX)
-OUT = "/work/digits/output"
+OUT = "/srv/digits/output"
 
 
 def cut(round_: int) -> StageMessage:
