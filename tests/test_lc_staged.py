@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,24 +21,9 @@ from apis.stages import (
     StageState,
 )
 from lc.staged import StagedJobs
+from tests.clock import FakeClock
 
 S, W = Stage, StageState
-
-
-@dataclass
-class FakeClock:
-    seconds: float = 100.0
-    wall: datetime = field(default_factory=lambda: datetime(2024, 5, 1, 12, 0))
-
-    def monotonic(self) -> float:
-        return self.seconds
-
-    def now(self) -> datetime:
-        return self.wall
-
-    def advance(self, seconds: float) -> None:
-        self.seconds += seconds
-        self.wall += timedelta(seconds=seconds)
 
 
 @dataclass
@@ -100,7 +85,7 @@ def append(tmp_path: Path, count: int, start: int = 0) -> None:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(seconds=100.0)
 
 
 def node(tmp_path: Path, clock: FakeClock, outbox: Outbox) -> StagedJobs:
@@ -127,7 +112,7 @@ def test_no_training_before_the_condition_holds(tmp_path: Path, clock: FakeClock
 
 
 def test_no_training_outside_the_timer_window(tmp_path: Path) -> None:
-    clock = FakeClock(wall=datetime(2024, 5, 1, 20, 0))
+    clock = FakeClock(seconds=100.0, wall=datetime(2024, 5, 1, 20, 0))
     outbox = Outbox()
     lc = node(tmp_path, clock, outbox)
     lc.update(resources(tmp_path, waiting(0)))

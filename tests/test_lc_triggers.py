@@ -3,8 +3,7 @@ values and a fake clock, never sleeps."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import datetime, time
 
 import pytest
 
@@ -21,6 +20,7 @@ from apis.triggers import (
     parse_trigger,
 )
 from lc.triggers import TriggerCheck, check_due
+from tests.clock import FakeClock
 
 # The train trigger of the incremental learning sample (seed 003).
 SAMPLE_TRAIN = {
@@ -180,24 +180,6 @@ def test_invalid_trigger_names_the_field(change: dict[str, object], field: str) 
     with pytest.raises(InvalidTrigger) as err:
         evaluate({**SAMPLE_TRAIN, **change}, {"num_of_samples": 1}, time(12, 0))
     assert field in str(err.value)
-
-
-@dataclass
-class FakeClock:
-    """A clock the test moves by hand."""
-
-    seconds: float = 1000.0
-    wall: datetime = field(default_factory=lambda: datetime(2024, 5, 1, 12, 0))
-
-    def monotonic(self) -> float:
-        return self.seconds
-
-    def now(self) -> datetime:
-        return self.wall
-
-    def advance(self, seconds: float) -> None:
-        self.seconds += seconds
-        self.wall += timedelta(seconds=seconds)
 
 
 def test_check_period_is_honoured_to_the_second() -> None:
