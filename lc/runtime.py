@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from apis import OwnerReference, WorkerPod
-from lc import workerspec
+from lc import podlogs, workerspec
 from lc.metrics import LCMetrics
 from lc.workerspec import parse_worker_spec
 
@@ -76,6 +77,7 @@ class _Record(BaseModel):
     spec_hash: str
     phase: WorkerPhase = WorkerPhase.PENDING
     restarts: int = 0
+    uid: str | None = None  # names the worker's log directory; None in earlier versions' records
     failures: int = 0  # consecutive exits, for the back-off
     exit_code: int | None = None
     reason: str | None = None
@@ -136,6 +138,14 @@ def _reap(pid: int) -> None:
     """Collect a zombie if this process happens to be its parent."""
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, os.WNOHANG)
+
+
+def _labels(spec: WorkerPod, node: str, **extra: object) -> dict[str, object]:
+    """The searchable log labels of a worker (``sedna_cli.logs``), plus ``extra``."""
+    labels: dict[str, object] = {"namespace": spec.namespace, "worker": spec.name, "node": node}
+    if spec.owner is not None:
+        labels.update(job=spec.owner.name, kind=spec.owner.kind)
+    return {**labels, **extra}
 
 
 def _ts(value: float | None) -> datetime | None:
@@ -237,12 +247,13 @@ class ProcessRuntime:
                 if current is not None:
                     del self._workers[key]
             if current is not None:
-                log.info("worker spec changed, restarting", extra={"worker": key})
+                log.info("worker spec changed, restarting", extra=_labels(worker_spec, self._node))
                 self._terminate(current)
             record = _Record(
                 spec=worker_spec.to_api(),
                 env=extra,
                 spec_hash=digest,
+                uid=str(uuid.uuid4()),
             )
             worker = _Worker(spec=worker_spec, record=record)
             with self._lock:
@@ -273,7 +284,7 @@ class ProcessRuntime:
                 self._update_gauge()
             with contextlib.suppress(OSError):
                 self._exit_file(worker.spec).unlink()
-        log.info("worker removed", extra={"worker": key})
+        log.info("worker removed", extra=_labels(worker.spec, self._node))
         return True
 
     def remove_all(self) -> None:
@@ -299,9 +310,48 @@ class ProcessRuntime:
         with self._lock:
             return [self._status(w) for w in self._workers.values()]
 
-    def log_path(self, name: str, namespace: str = "default") -> Path:
-        """Where a worker's stdout and stderr go."""
-        return self._data_dir / "logs" / namespace / f"{name}.log"
+    def log_path(
+        self, name: str, namespace: str = "default", *, previous: bool = False
+    ) -> Path | None:
+        """The file of the worker's current run (``previous``: of the run before), or None.
+
+        A worker this runtime no longer runs is looked up on disk: its newest run's file.
+        """
+        with self._lock:
+            worker = self._workers.get(f"{namespace}/{name}")
+            current = self._log_file(worker).path if worker is not None else None
+        if current is not None and not previous:
+            return current
+        earlier = [p for p in podlogs.runs(self.log_root, namespace, name) if p != current]
+        if current is None and not previous:
+            return earlier[-1] if earlier else None
+        if current is None:
+            earlier = earlier[:-1]
+        return earlier[-1] if earlier else None
+
+    def log_running(self, name: str, namespace: str, path: Path) -> bool:
+        """Whether the run writing ``path`` may still write to it (running or starting)."""
+        with self._lock:
+            worker = self._workers.get(f"{namespace}/{name}")
+            if worker is None or self._log_file(worker).path != path:
+                return False
+            return worker.record.phase == WorkerPhase.RUNNING
+
+    @property
+    def log_root(self) -> Path:
+        """The node's log directory (``var/log`` in the data directory, a kubelet's layout)."""
+        return self._data_dir / podlogs.LOG_ROOT
+
+    def _log_file(self, worker: _Worker) -> podlogs.LogFile:
+        spec, record = worker.spec, worker.record
+        return podlogs.LogFile(
+            root=self.log_root,
+            namespace=spec.namespace,
+            pod=spec.name,
+            uid=record.uid or "legacy",
+            container=spec.container.name or podlogs.DEFAULT_CONTAINER,
+            restart=record.restarts,
+        )
 
     # ----- monitoring ------------------------------------------------------------------------
 
@@ -360,9 +410,8 @@ class ProcessRuntime:
         if unresolved:
             log.warning(
                 "env entries with valueFrom are not set by the process runtime",
-                extra={"worker": spec.key, "names": unresolved},
+                extra=_labels(spec, self._node, names=unresolved),
             )
-        log_path = self.log_path(spec.name, spec.namespace)
         exit_file = self._exit_file(spec)
         now = time.time()
         if restart:
@@ -376,12 +425,16 @@ class ProcessRuntime:
         record.next_start = None
         record.exit_code = None
         try:
-            log_path.parent.mkdir(parents=True, exist_ok=True)
+            log_path = self._log_file(worker).prepare(
+                {k: str(v) for k, v in _labels(spec, self._node).items()}
+            )
             exit_file.parent.mkdir(parents=True, exist_ok=True)
             exit_file.unlink(missing_ok=True)
+            # The launcher writes the worker's output as CRI lines; its own (a crash) goes raw.
             with open(log_path, "ab") as log_file:
+                launcher = [self._python, "-I", str(_LAUNCHER), str(exit_file)]
                 proc = subprocess.Popen(
-                    [self._python, "-I", str(_LAUNCHER), str(exit_file), "--", *argv],
+                    [*launcher, "--log", str(log_path), "--", *argv],
                     stdin=subprocess.DEVNULL,
                     stdout=log_file,
                     stderr=subprocess.STDOUT,
@@ -391,7 +444,7 @@ class ProcessRuntime:
                     close_fds=True,
                 )
         except OSError as exc:
-            log.error("worker could not start", extra={"worker": spec.key, "error": str(exc)})
+            log.error("worker could not start", extra=_labels(spec, self._node, error=str(exc)))
             self._handle_exit(worker, None, f"cannot start worker: {exc}", now=now)
             record.reason = "StartError"
             return
@@ -404,7 +457,7 @@ class ProcessRuntime:
         record.message = None
         log.info(
             "worker started",
-            extra={"worker": spec.key, "pid": proc.pid, "restarts": record.restarts},
+            extra=_labels(spec, self._node, pid=proc.pid, restarts=record.restarts),
         )
 
     def _check_exit(self, worker: _Worker) -> tuple[int | None, str | None] | None:
@@ -486,12 +539,13 @@ class ProcessRuntime:
             record.next_start = None
         log.info(
             "worker exited",
-            extra={"worker": worker.spec.key, "exit_code": code, "phase": str(record.phase)},
+            extra=_labels(worker.spec, self._node, exit_code=code, phase=str(record.phase)),
         )
 
     def _terminate(self, worker: _Worker) -> None:
         """SIGTERM the worker's process group, SIGKILL it after the grace period."""
-        record, key = worker.record, worker.spec.key
+        record = worker.record
+        labels = _labels(worker.spec, self._node)
         pid = record.pid
         if pid is None:
             return
@@ -502,10 +556,10 @@ class ProcessRuntime:
         pgid = pid  # the launcher leads its own session and group
         self._signal_group(pgid, signal.SIGTERM)
         if not self._wait_group(worker, pgid, self._grace):
-            log.warning("worker ignored SIGTERM, killing", extra={"worker": key, "pid": pid})
+            log.warning("worker ignored SIGTERM, killing", extra={**labels, "pid": pid})
             self._signal_group(pgid, signal.SIGKILL)
             if not self._wait_group(worker, pgid, _KILL_WAIT):
-                log.error("worker process group survived SIGKILL", extra={"worker": key})
+                log.error("worker process group survived SIGKILL", extra=labels)
         record.pid = None
         worker.proc = None
 
@@ -612,10 +666,17 @@ class ProcessRuntime:
                     continue
                 worker = _Worker(spec=spec, record=record)
                 self._workers[key] = worker
+                if record.uid is None:  # from an earlier version: its log moves to the layout
+                    record.uid = str(uuid.uuid4())
+                    self._dirty.add(key)
+                    if podlogs.adopt_legacy(self._data_dir, self._log_file(worker)):
+                        moved = _labels(spec, self._node)
+                        log.info("moved a worker log to the pod log layout", extra=moved)
                 if record.phase == WorkerPhase.RUNNING:
                     ended = self._check_exit(worker)
                     if ended is None:
-                        log.info("adopted running worker", extra={"worker": key, "pid": record.pid})
+                        adopted = _labels(spec, self._node, pid=record.pid)
+                        log.info("adopted running worker", extra=adopted)
                     else:
                         self._handle_exit(worker, *ended, now=now)
                         self._dirty.add(key)

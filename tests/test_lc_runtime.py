@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from lc import podlogs
 from lc.errors import InvalidWorkerSpec
 from lc.metrics import LCMetrics
 from lc.runtime import ProcessRuntime, WorkerPhase, WorkerStatus
@@ -213,8 +214,9 @@ def test_worker_runs_with_env_and_logs_then_succeeds(make_runtime, tmp_path: Pat
     assert done is not None and done.exit_code == 0 and done.restarts == 0
     assert done.owner is not None and done.owner.name == "job1"
     assert recorder.of("train-a")[0].phase == WorkerPhase.RUNNING
-    log = runtime.log_path("train-a").read_text()
-    assert runtime.log_path("train-a") == Path(runtime._data_dir, "logs/default/train-a.log")
+    path = runtime.log_path("train-a")
+    assert path is not None and podlogs.parse_path(path) is not None  # the kubelet's layout
+    log = podlogs.read_text(path)
     # The caller's environment wins over the template's.
     assert "worker train-a lc http://127.0.0.1:9100" in log
     assert f"epochs 3 cwd {work}" in log
@@ -534,7 +536,7 @@ def test_pod_form_is_accepted(make_runtime, tmp_path: Path) -> None:
     wait_for(lambda: recorder.saw("pod-worker", WorkerPhase.SUCCEEDED), "the pod to succeed")
     done = recorder.saw("pod-worker", WorkerPhase.SUCCEEDED)
     assert done is not None and done.namespace == "team-a" and done.owner.kind == "Dataset"
-    assert "pod form" in runtime.log_path("pod-worker", "team-a").read_text()
+    assert "pod form" in podlogs.read_text(runtime.log_path("pod-worker", "team-a"))
 
 
 def test_python_command_uses_the_current_interpreter(make_runtime, tmp_path: Path) -> None:
@@ -542,7 +544,7 @@ def test_python_command_uses_the_current_interpreter(make_runtime, tmp_path: Pat
     path = script(tmp_path, "which.py", "import sys\nprint(sys.executable)\n")
     runtime.ensure(spec("which", command=["python3"], args=[str(path)]))
     wait_for(lambda: recorder.saw("which", WorkerPhase.SUCCEEDED), "the worker to succeed")
-    assert runtime.log_path("which").read_text().strip() == sys.executable
+    assert podlogs.read_text(runtime.log_path("which")).strip() == sys.executable
 
 
 _LC_PROCESS = """
