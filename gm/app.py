@@ -55,7 +55,11 @@ class GMApp:
             settings.lease_duration,
         )
         self.manager = GlobalManager(settings, self.api_client, self.bus, self.metrics, self.redis)
-        self.metrics.registry.register(JobStateCollector(self.manager.job_objects))
+        self.metrics.registry.register(
+            JobStateCollector(
+                self.manager.job_objects, self.manager.input_objects, self.manager.node_labels
+            )
+        )
         self.receiver = UpstreamReceiver(
             self.bus,
             Dedup(self.redis),

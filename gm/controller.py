@@ -177,6 +177,20 @@ class GlobalManager:
             for obj in informer.list():
                 yield self._kinds[kid].kind, obj
 
+    def input_objects(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(kind, object)`` of every Model and Dataset the GM watches."""
+        for kid, informer in self._kind_informers():
+            if self._is_input(kid):
+                for obj in informer.list():
+                    yield self._kinds[kid].kind, obj
+
+    def node_labels(self) -> dict[str, dict[str, str]]:
+        """Each cached Node's labels, by node name."""
+        return {
+            node["metadata"]["name"]: node["metadata"].get("labels") or {}
+            for node in self.informers[NODES].list()
+        }
+
     @staticmethod
     def _key(kid: str, obj: dict[str, Any]) -> str:
         return f"{kid}/{object_key(obj)}"

@@ -340,6 +340,33 @@ class KnowledgeStore:
             )
         ]
 
+    def model_rows(self) -> list[dict[str, Any]]:
+        """Every group's current model: kb, group, url, format (for /metrics)."""
+        return [
+            dict(r)
+            for r in self._read(
+                "SELECT g.kb AS kb, g.name AS grp, m.model_url AS url, m.format AS format "
+                "FROM ll_task_models m JOIN ll_task_grp g ON g.id = m.task_id "
+                "WHERE m.is_current = 1 ORDER BY m.id"
+            )
+        ]
+
+    def task_rows(self) -> list[dict[str, Any]]:
+        """Every task with its attributes (JSON text) and its samples (for /metrics)."""
+        tasks = [dict(r) for r in self._read("SELECT id, kb, name, task_attr FROM ll_tasks")]
+        samples: dict[int, list[dict[str, Any]]] = {}
+        for r in self._read(
+            "SELECT ts.task_id AS task_id, s.data_url AS url, s.data_type AS type,"
+            " s.sample_num AS num FROM ll_task_sample ts JOIN ll_samples s ON s.id = ts.sample_id"
+            " ORDER BY s.id"
+        ):
+            samples.setdefault(r["task_id"], []).append(
+                {"url": r["url"], "type": _kind_name(r["type"]), "num": r["num"]}
+            )
+        for task in tasks:
+            task["samples"] = samples.get(task.pop("id"), [])
+        return tasks
+
     # -- custom metrics (seed 004) ---------------------------------------------------------------
 
     def define_metric(self, definition: MetricDefinition) -> None:

@@ -95,6 +95,7 @@ class LocalController:
             grace_period=settings.worker_grace_period,
             metrics=self.metrics,
         )
+        self.metrics.watch_workers(self.runtime.statuses, self.node)
         self.datasets = DatasetMonitor(self._on_dataset, period=settings.dataset_poll_period)
         self.staged = StagedJobs(self.node, settings.data_dir, self.outbox.put)
         self.desired = DesiredState()

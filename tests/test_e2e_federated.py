@@ -170,10 +170,13 @@ def test_job_runs_on_the_named_nodes_to_succeeded_with_status(
         "the GM's metrics to show the job",
     )
     text = _gm_metrics(gm.ops.port)
-    assert 'sedna_federated_current_round{name="digits",namespace="default"} 3.0' in text
+    assert (
+        'sedna_federated_current_round{kind="FederatedLearningJob",name="digits",'
+        'namespace="default"} 3.0' in text
+    )
     for node in status["nodes"]:
         assert (
-            f'sedna_federated_node_samples{{name="digits",namespace="default",'
+            f'sedna_federated_node_samples{{kind="FederatedLearningJob",name="digits",namespace="default",'
             f'node="{node["nodeName"]}"}} {float(node["numberOfSamples"])}' in text
         )
 

@@ -26,6 +26,7 @@ from run_local import global_model  # noqa: E402
 
 ROUND_TIMEOUT = 180.0
 SEEN = ("upright", "mirrored")
+KIND = "LifelongLearningJob"
 
 
 def wait_round_done(cluster: Cluster, round_: int) -> dict[str, Any]:
@@ -148,5 +149,7 @@ def test_knowledge_grows_from_two_tasks_to_three(cluster: Cluster, tmp_path: Pat
     assert kb_summary(cluster)["AIModels"]["numberOfAIModels"] == 3
     with urllib.request.urlopen(f"http://127.0.0.1:{cluster.stack.gm.ops.port}/metrics") as reply:
         text = reply.read().decode()
-    assert f'sedna_lifelong_known_tasks{{name="{NAME}",namespace="default"}} 3.0' in text
-    assert f'sedna_lifelong_round{{name="{NAME}",namespace="default"}} 2.0' in text
+    assert (
+        f'sedna_lifelong_known_tasks{{kind="{KIND}",name="{NAME}",namespace="default"}} 3.0' in text
+    )
+    assert f'sedna_lifelong_round{{kind="{KIND}",name="{NAME}",namespace="default"}} 2.0' in text

@@ -328,15 +328,15 @@ def test_job_state_metrics_come_from_the_watched_objects() -> None:
     fl = (("kind", "FederatedLearningJob"), ("name", "fl"), ("namespace", "team"))
     assert samples[("sedna_job_phase", tuple(sorted((*fl, ("phase", "Running")))))] == 1
     assert samples[("sedna_job_workers", tuple(sorted((*fl, ("state", "active")))))] == 4
-    where = (("name", "fl"), ("namespace", "team"))
-    assert samples[("sedna_federated_current_round", where)] == 7
-    assert samples[("sedna_federated_aggregations", where)] == 7
-    assert samples[("sedna_federated_node_samples", (*where, ("node", "edge0")))] == 406
+    assert samples[("sedna_federated_current_round", fl)] == 7
+    assert samples[("sedna_federated_aggregations", fl)] == 7
+    assert samples[("sedna_federated_node_samples", (*fl, ("node", "edge0")))] == 406
     ji = (("kind", "JointInferenceService"), ("name", "ji"), ("namespace", "default"))
     assert samples[("sedna_job_workers", tuple(sorted((*ji, ("state", "active")))))] == 2
     # A job without status yet has no series; later scrapes see changes as they happen.
     assert not any(labels and ("name", "il") in labels for _, labels in samples)
     objects[0][1]["status"]["currentRound"] = 8  # type: ignore[index]
-    assert b'sedna_federated_current_round{name="fl",namespace="team"} 8.0' in generate_latest(
-        registry
+    assert (
+        b'sedna_federated_current_round{kind="FederatedLearningJob",name="fl",namespace="team"} 8.0'
+        in generate_latest(registry)
     )

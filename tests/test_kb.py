@@ -162,10 +162,14 @@ def test_custom_metric_tables_on_metrics(kb_server: KBServer) -> None:
     status, text = call(kb_server.url, "GET", "/metrics")
     assert status == 200
     assert 'Precision{round="1",task="upright"} 0.97' in text
-    assert 'sedna_kb_tasks{kb="default"} 2.0' in text
-    assert 'sedna_kb_task_samples{group="upright",kb="default"} 320.0' in text
+    assert 'sedna_kb_tasks{kb="default",kind="",name="default",namespace=""} 2.0' in text
     assert (
-        'sedna_kb_task_score{group="mirrored",kb="default",metric="precision_score"} 0.91' in text
+        'sedna_kb_task_samples{group="upright",kb="default",kind="",name="default",'
+        'namespace=""} 320.0' in text
+    )
+    assert (
+        'sedna_kb_task_score{group="mirrored",kb="default",kind="",metric="precision_score",'
+        'name="default",namespace=""} 0.91' in text
     )
     assert 'sedna_kb_requests_total{code="200",route="/knowledgebase/update"} 1.0' in text
 

@@ -104,7 +104,13 @@ def test_an_unknown_attribute_value_is_unseen_not_task_0(
     extractor = KnowledgeIndex.load(env / "serve" / ".." / "eval").seen_task.extractor
     _, entries = TaskAllocationByDataAttr(extractor)(data)
     assert entries == [None, "mirrored", "upright", None]
-    assert ll.inference_counts == {"inferenceNumber": 4, "seenNumber": 2, "unseenNumber": 2}
+    assert ll.inference_counts == {
+        "inferenceNumber": 4,
+        "seenNumber": 2,
+        "unseenNumber": 2,
+        "readyNumber": 0,
+        "errorNumber": 0,
+    }
 
 
 def test_unseen_samples_are_saved_for_labelling_in_the_datasets_format(

@@ -16,7 +16,14 @@ from typing import Any, ClassVar
 
 from apis import OwnerReference, Resource, WorkerMessage, WorkerStatus
 from apis.kinds import StagedJobStatus
-from apis.stages import STAGED_ANNOTATION, Stage, StagedDirective, StageMessage, StageModel
+from apis.stages import (
+    STAGED_ANNOTATION,
+    Stage,
+    StagedDirective,
+    StageMessage,
+    StageModel,
+    StageState,
+)
 from gm import plan
 from gm.kinds.base import JobPolicy, JobSeries, Message, Sample, Status
 from gm.plan import DesiredWorker, PlanContext, PlanError
@@ -140,6 +147,22 @@ class StagedKind(JobPolicy):
             JobSeries(f"{p}_deploy_decisions", "Rounds by deploy decision", ("decision",)),
             JobSeries(f"{p}_failed_rounds", "Rounds abandoned by a failure"),
             JobSeries(f"{p}_inference", "The inference worker's counters", ("counter",)),
+            JobSeries(
+                f"{p}_deploy_status",
+                "1 for the deploy status: Waiting, Ok (the last round's model was deployed), "
+                "NotOk (judged not worth it, or failed)",
+                ("status",),
+            ),
+            JobSeries(
+                f"{p}_model_info",
+                "1 per model of the job: trained (the round's output, evaluated next), deployed",
+                ("model", "url"),
+            ),
+            JobSeries(
+                f"{p}_eval_metric",
+                "The metrics (values and deltas) the last deploy decision saw",
+                ("metric",),
+            ),
         )
 
     def samples(self, status: Status) -> Iterable[Sample]:
@@ -156,6 +179,14 @@ class StagedKind(JobPolicy):
         yield f"{p}_deploy_decisions", ("deploy",), job.deploys
         yield f"{p}_deploy_decisions", ("skip",), job.skipped_deploys
         yield f"{p}_failed_rounds", (), job.failed_rounds
+        yield f"{p}_deploy_status", (_deploy_status(job),), 1
+        for model, value in (("trained", job.trained_model), ("deployed", job.deployed_model)):
+            if value is not None:
+                yield f"{p}_model_info", (model, value.url), 1
+        decision = job.last_decision
+        for metric, number in ((decision.metrics or {}) if decision else {}).items():
+            if isinstance(number, int | float) and not isinstance(number, bool):
+                yield f"{p}_eval_metric", (metric,), float(number)
         metrics = {m.get("key"): m.get("value") for m in status.get("metrics") or []}
         for counter, key in (
             ("inferences", "inferenceNumber"),
@@ -165,6 +196,16 @@ class StagedKind(JobPolicy):
                 yield f"{p}_inference", (counter,), float(metrics[key])
             except (KeyError, TypeError, ValueError):
                 continue
+
+
+def _deploy_status(job: StagedJobStatus) -> str:
+    """Seed 004's DeployStatus: Waiting while a deploy is under way or none was decided yet,
+    then Ok or NotOk after the last round's decision (NotOk: not worth it, or it failed)."""
+    if job.stage is Stage.DEPLOY and job.state is StageState.FAILED:
+        return "NotOk"
+    if job.stage is Stage.DEPLOY or job.last_decision is None:
+        return "Waiting"
+    return "Ok" if job.last_decision.deploy else "NotOk"
 
 
 class _Bound(JobPolicy):

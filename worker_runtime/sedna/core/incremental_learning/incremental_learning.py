@@ -103,6 +103,8 @@ class IncrementalLearning:
         self.model_url: str | None = None  # what the served estimator was loaded from
         self.inference_number = 0
         self.hard_example_number = 0
+        self.inference_ready_number = 0  # handed to the model, not answered yet
+        self.inference_error_number = 0  # whose inference raised
         self._last_report = 0.0
         saved = os.environ.get("HE_SAVED_URL")
         self.hard_examples = (
@@ -263,8 +265,15 @@ class IncrementalLearning:
         """``(infer_result, result, is_hard_example)`` for one sample; ``result`` is
         ``post_process(infer_result)`` (or ``infer_result``), which mining judges."""
         self._ensure_loaded()
-        with self.model_lock:
-            infer_result = self.estimator.predict(data, **kwargs)
+        self.inference_ready_number += 1
+        try:
+            with self.model_lock:
+                infer_result = self.estimator.predict(data, **kwargs)
+        except Exception:
+            self.inference_error_number += 1
+            raise
+        finally:
+            self.inference_ready_number -= 1
         result = post_process(infer_result) if post_process is not None else infer_result
         is_hard = bool(self.hard_example_mining(result)) if self.hard_example_mining else False
         self.inference_number += 1
@@ -282,6 +291,8 @@ class IncrementalLearning:
         info = {
             "inferenceNumber": self.inference_number,
             "hardExampleNumber": self.hard_example_number,
+            "readyNumber": self.inference_ready_number,
+            "errorNumber": self.inference_error_number,
             **extra,
         }
         return self._report("inference", "running", task_info=info)

@@ -138,7 +138,13 @@ class LifelongLearning:
         self._serving: tuple[str, float, KnowledgeIndex] | None = None
         self._references: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
-        self._counts = {"inferenceNumber": 0, "seenNumber": 0, "unseenNumber": 0}
+        self._counts = {
+            "inferenceNumber": 0,
+            "seenNumber": 0,
+            "unseenNumber": 0,
+            "readyNumber": 0,  # handed to inference, not answered yet
+            "errorNumber": 0,  # whose inference raised
+        }
         self._started = utc_now()
         self._last_report = 0.0
 
@@ -398,6 +404,30 @@ class LifelongLearning:
     ) -> tuple[Any, Any, Any]:
         """``(result, is_unseen, tasks)`` in input order: a bool for one sample, else a list;
         ``tasks`` names the task that answered each sample (``None`` when unseen)."""
+        try:
+            size = len(data.x)
+        except TypeError:
+            size = 1
+        self._tally("readyNumber", size)
+        try:
+            return self._infer(data, post_process, unseen_sample_postprocess, **kwargs)
+        except Exception:
+            self._tally("errorNumber", size)
+            raise
+        finally:
+            self._tally("readyNumber", -size)
+
+    def _tally(self, key: str, delta: int) -> None:
+        with self._lock:
+            self._counts[key] += delta
+
+    def _infer(
+        self,
+        data: BaseDataSource,
+        post_process: Callable[..., Any] | None,
+        unseen_sample_postprocess: Callable[..., Any] | None,
+        **kwargs: Any,
+    ) -> tuple[Any, Any, Any]:
         index = self.serving_index()
         deployed = index.deployed()
         if not deployed:
@@ -555,7 +585,7 @@ class LifelongLearning:
 
     @property
     def inference_counts(self) -> dict[str, int]:
-        """Samples inferred, seen and unseen so far."""
+        """Samples inferred, seen and unseen so far, being inferred (ready), failed (error)."""
         with self._lock:
             return dict(self._counts)
 
