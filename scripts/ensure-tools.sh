@@ -2,6 +2,7 @@
 # Make sure the binaries the project starts are present; install them with apt-get when we can.
 set -euo pipefail
 declare -A package=([mosquitto]=mosquitto [mosquitto_passwd]=mosquitto [redis-server]=redis-server)
+package[prometheus]=prometheus  # tests/test_prometheus_stack.py scrapes sedna up with it
 missing=()
 for bin in "${!package[@]}"; do
   command -v "$bin" >/dev/null 2>&1 || missing+=("${package[$bin]}")
@@ -10,7 +11,7 @@ if ((${#missing[@]})); then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
   if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
     echo "installing ${missing[*]} with apt-get" >&2
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
     echo "missing: ${missing[*]}; run: sudo apt-get install -y ${missing[*]}" >&2
     exit 1
