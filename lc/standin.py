@@ -2,7 +2,7 @@
 
 For simulating many nodes on one machine (``benchmarks/scale.py``, ``tests/test_scale_sim.py``).
 `StandInRuntime` has the interface of `lc.runtime.ProcessRuntime` (``start``, ``close``,
-``ensure``, ``remove``, ``remove_all``, ``status``, ``statuses``, ``log_path``, ``poll``):
+``ensure``, ``remove``, ``remove_all``, ``status``, ``statuses``, ``poll``, the log lookups):
 ``ensure`` makes a worker Running at once and hands its status to ``on_status`` as the process
 runtime does, so phase changes go up through the LC's outbox like real ones. Every
 ``report_interval`` seconds each running worker whose role is in ``report_roles`` sends a
@@ -178,9 +178,20 @@ class StandInRuntime:
         with self._lock:
             return {key: w.reports for key, w in self._workers.items()}
 
-    def log_path(self, name: str, namespace: str = "default") -> Path:
-        """Where a worker's log would be (stand-in workers write none)."""
-        return self._data_dir / "logs" / namespace / f"{name}.log"
+    def log_path(
+        self, name: str, namespace: str = "default", *, previous: bool = False
+    ) -> Path | None:
+        """Stand-in workers write no log: always None."""
+        return None
+
+    def log_running(self, name: str, namespace: str, path: Path) -> bool:
+        """No run writes a log: always False."""
+        return False
+
+    @property
+    def log_root(self) -> Path:
+        """Where logs would be (nothing is written there)."""
+        return self._data_dir / "var" / "log"
 
     # ----- reporting -------------------------------------------------------------------------
 
