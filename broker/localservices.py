@@ -23,7 +23,7 @@ import time
 import weakref
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Self
+from typing import IO, Protocol, Self
 
 from broker.client import BusSettings
 from broker.mosquitto import BrokerCredentials, MosquittoOptions, write_mosquitto_config
@@ -32,6 +32,7 @@ __all__ = [
     "LocalService",
     "MissingBinary",
     "MosquittoService",
+    "ProcessHandle",
     "ProcessIdentity",
     "RedisService",
     "ServiceError",
@@ -155,6 +156,20 @@ def stop_leftover(pid_file: Path, what: str, timeout: float = 10.0) -> bool:
     return found
 
 
+class ProcessHandle(Protocol):
+    """What `LocalService` needs of its process (`subprocess.Popen` has it)."""
+
+    @property
+    def pid(self) -> int: ...
+    @property
+    def returncode(self) -> int | None: ...
+    def poll(self) -> int | None: ...
+    def wait(self, timeout: float | None = None) -> int: ...
+    def terminate(self) -> None: ...
+    def kill(self) -> None: ...
+    def send_signal(self, sig: int) -> None: ...
+
+
 _live: weakref.WeakSet[LocalService] = weakref.WeakSet()
 
 
@@ -169,6 +184,8 @@ class LocalService:
 
     binary: str = ""
     apt_package: str = ""
+    #: Seconds `stop` waits for a graceful exit before SIGKILL.
+    stop_timeout: float = 10.0
 
     def __init__(
         self, directory: Path, port: int | None = None, *, start_timeout: float = 10.0
@@ -177,12 +194,33 @@ class LocalService:
         self.host = LOOPBACK
         self.port = port if port is not None else free_port()
         self.start_timeout = start_timeout
-        self._process: subprocess.Popen[bytes] | None = None
-        self._program = find_binary(self.binary, self.apt_package)
+        self._process: ProcessHandle | None = None
+        self._launched_at = 0.0
+        self._stop_requested = False
+        self._program = self._find_program()
         #: Whether the service should run (set by `start`, cleared by `stop` and `kill`).
         self.wanted = False
 
     # -- to be provided by each service ----------------------------------------------------
+
+    def _find_program(self) -> str:
+        """The program to run (default: ``binary`` on the PATH, or `MissingBinary`)."""
+        return find_binary(self.binary, self.apt_package)
+
+    def _spawn(self, out: IO[bytes]) -> ProcessHandle:
+        """Start the process with its output going to ``out`` (the log file)."""
+        return subprocess.Popen(
+            self._command(),
+            cwd=self.directory,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C in a terminal reaches us, not the child
+        )
+
+    def _request_stop(self, process: ProcessHandle) -> None:
+        """Ask the process to stop gracefully (default SIGTERM: services save their data)."""
+        process.terminate()
 
     def _prepare(self) -> None:
         """Write the config files (first start only)."""
@@ -225,6 +263,14 @@ class LocalService:
         """Start the process and wait until it accepts connections."""
         if self.running:
             return self
+        self.launch()
+        return self.wait_ready()
+
+    def launch(self) -> None:
+        """Start the process without waiting for it (`wait_ready` does); several services
+        launched one after the other then start side by side."""
+        if self.running:
+            return
         stop_leftover(self.pid_file, self.binary)
         if self._accepts_tcp():
             raise ServiceError(
@@ -233,20 +279,21 @@ class LocalService:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._prepare()
         with self.log_path.open("ab") as out:
-            self._process = subprocess.Popen(
-                self._command(),
-                cwd=self.directory,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # Ctrl-C in a terminal reaches us, not the child
-            )
+            self._process = self._spawn(out)
+        self._stop_requested = False
         _live.add(self)
         self.wanted = True
         identity = ProcessIdentity.of(self._process.pid)
         if identity is not None:
             identity.save(self.pid_file)
-        deadline = time.monotonic() + self.start_timeout
+        self._launched_at = time.monotonic()
+
+    def wait_ready(self) -> Self:
+        """Wait until the launched process accepts connections (`ServiceError` if it exits or
+        takes longer than ``start_timeout``)."""
+        if self._process is None:
+            raise ServiceError(f"{self.name} was not launched")
+        deadline = self._launched_at + self.start_timeout
         while True:
             if self._process.poll() is not None:
                 raise ServiceError(
@@ -265,14 +312,25 @@ class LocalService:
         log.info("started %s", self.name, extra={"pid": self._process.pid})
         return self
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop gracefully (SIGTERM; services save their data), SIGKILL after ``timeout``."""
+    def request_stop(self) -> None:
+        """Ask the process to stop and return at once (`stop` waits): stopping several
+        services side by side takes as long as the slowest, not the sum."""
         self.wanted = False
         process = self._process
-        if process is None or process.poll() is not None:
+        if process is None or process.poll() is not None or self._stop_requested:
             return
         self.thaw()
-        process.terminate()
+        self._request_stop(process)
+        self._stop_requested = True
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop gracefully (SIGTERM; services save their data), SIGKILL after ``timeout``
+        (default ``stop_timeout``)."""
+        timeout = self.stop_timeout if timeout is None else timeout
+        self.request_stop()
+        process = self._process
+        if process is None:
+            return
         try:
             process.wait(timeout)
         except subprocess.TimeoutExpired:

@@ -81,11 +81,14 @@ def stack_options(args: argparse.Namespace) -> StackOptions:
         redis_url=args.redis_url,
         mqtt_auth=not args.no_mqtt_auth,
         backend=args.backend,
+        processes="all",
+        log_level=args.log_level,
     )
 
 
 def run_up(args: argparse.Namespace) -> int:
-    """Start everything, print where it is, stop cleanly on Ctrl-C."""
+    """Start everything (each part in its own process), print where it is, stop cleanly on
+    Ctrl-C (SIGINT or SIGTERM)."""
     logs.configure(args.log_level)
     stack = Stack(stack_options(args))
     stack.on_node_state = lambda node, state: print(f"node {node} is {state}", flush=True)

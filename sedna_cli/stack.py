@@ -4,11 +4,21 @@ Each part is the real component; they talk to each other only as they would acro
 (Kubernetes API over HTTPS, MQTT, Redis). ``endpoints.json`` in the data directory says where
 everything is.
 
-A crash of ``sedna up`` (kill -9) leaves its Mosquitto, Redis and workers running. The next
-start on the same data directory stops the services it finds by their PID files (checked by
-process identity, never by name), starts them again on the ports kept in ``ports.json`` with
-the same data, and the LCs adopt the workers, which keep running: their ``LC_SERVER`` is the
-same. While up, Mosquitto and Redis are restarted when they die.
+Where the parts run (``StackOptions.processes``):
+- ``all`` (``sedna up``): the API server, the GM, the knowledge base and each LC in a process
+  of its own (`sedna_cli.procs.ComponentProcess`), so neither the GIL nor the GM's reaction to
+  a burst starves the API server, and a two-core machine uses both cores;
+- ``apiserver``: only the API server in its own process, the rest in this one (benchmarks that
+  observe the GM and LCs from inside);
+- ``none``: everything but Mosquitto and Redis in this process (tests that reach into parts).
+
+A crash of ``sedna up`` (kill -9) leaves its Mosquitto, Redis and workers running; its
+component processes see their stdin close and stop, leaving the workers running. The next start
+on the same data directory stops whatever it still finds by the PID files (checked by process
+identity, never by name), starts everything again on the ports kept in ``ports.json`` with the
+same data, and the LCs adopt the workers, which keep running: their ``LC_SERVER`` is the same.
+While up, Mosquitto, Redis and every component process are restarted when they die, with
+back-off.
 """
 
 from __future__ import annotations
@@ -19,15 +29,14 @@ import os
 import secrets
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from pydantic import BaseModel, Field
 
-from apis import crd_manifests
-from apiserver import ApiServer
 from broker.localservices import (
+    LocalService,
     MosquittoService,
     ProcessIdentity,
     RedisService,
@@ -41,6 +50,8 @@ from gm.app import GMApp, api_client_for
 from kb import KBServer, KBSettings
 from lc import settings as lc_settings
 from lc.agent import LocalController
+from sedna_cli.components import ApiServerComponent, ApiServerSettings, ChildEvent
+from sedna_cli.procs import ComponentProcess, prepare_children
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +69,10 @@ class StackOptions(BaseModel):
     mqtt_auth: bool = True
     gm_port: int = 0
     backend: str = "edge-process"
+    #: Which parts run in processes of their own (see the module's docstring).
+    processes: Literal["none", "apiserver", "all"] = "none"
+    #: Log level of the component processes (their JSON logs: ``<part dir>/<part>.log``).
+    log_level: str = "INFO"
 
 
 class StackError(RuntimeError):
@@ -103,12 +118,15 @@ class Stack:
         self.data_dir = options.data_dir.resolve()
         self.kubeconfig = self.data_dir / "kubeconfig"
         self.endpoints_file = self.data_dir / "endpoints.json"
-        self.apiserver: ApiServer | None = None
+        self.apiserver: ApiServerComponent | ComponentProcess | None = None
         self.mosquitto: MosquittoService | None = None
         self.redis: RedisService | None = None
+        # The parts run in this process (``processes`` none/apiserver) ...
         self.gm: GMApp | None = None
         self.kb: KBServer | None = None
         self.lcs: dict[str, LocalController] = {}
+        # ... or as child processes (``processes`` all), by part: "gm", "kb", "lc/<node>".
+        self.children: dict[str, ComponentProcess] = {}
         self.supervisor: ServiceSupervisor | None = None
         self.pid_file = self.data_dir / "sedna-up.pid"
         #: Called with (node, state) on every LC state change, e.g. to print it.
@@ -128,61 +146,27 @@ class Stack:
         """Start every part; returns once the GM reconciles and every LC is connected."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._claim_data_dir()
+        if self.options.processes != "none":
+            prepare_children()
         # What a crashed run left holds its ports: stop it before the ports are checked.
-        for service, directory in ((MosquittoService, "mosquitto"), (RedisService, "redis")):
-            stop_leftover(self.data_dir / directory / f"{service.binary}.pid", service.binary)
+        self._stop_leftovers()
         self.ports = PortBook(self.data_dir / "ports.json")
-        self.apiserver = ApiServer(
-            self.data_dir / "apiserver",
-            host=LOOPBACK,
-            port=self.ports.port("apiServer", self.options.api_port),
-            crds=crd_manifests(),
-        )
-        self.apiserver.start()
-        self.apiserver.write_kubeconfig(self.kubeconfig)
-        log.info("API server on %s; kubeconfig %s", self.apiserver.url, self.kubeconfig)
-
         mqtt_url, gm_user, gm_password = self._start_broker()
         redis_url = self._start_redis()
+        self._start_apiserver()
         self._register_nodes()
-        self._start_kb()
-
-        gm_values = {
-            "kb_server": self.kb.url if self.kb else None,
-            "kubeconfig": str(self.kubeconfig),
-            "mqtt_url": mqtt_url,
-            "mqtt_username": gm_user,
-            "mqtt_password": gm_password,
-            "redis_url": redis_url,
-            "http_port": self.ports.port("gm", self.options.gm_port),
-            "backend": self.options.backend,
-            "default_node_address": LOOPBACK,
-            "token_secret": self._secret("gm-token-secret"),
-            "identity": "sedna-up",
-            "lease_duration": 5.0,
-        }
-        self.gm = GMApp(gm_settings.build({k: v for k, v in gm_values.items() if v is not None}))
-        if self.on_node_state is not None:
-            self.gm.manager.node_listeners.append(self.on_node_state)
-        self.gm.start()
-        for node in self.options.nodes:
-            user, password = self._node_credentials(node)
-            values = {
-                "node": node,
-                "data_dir": self.data_dir / "lc" / node,
-                # A stable report port: workers adopted after a restart keep their LC_SERVER.
-                "report_port": self.ports.port(f"lc/{node}"),
-                "redis_url": redis_url,
-                "mqtt_url": mqtt_url,
-                "mqtt_username": user,
-                "mqtt_password": password,
-            }
-            lc = LocalController(lc_settings.build({k: v for k, v in values.items() if v}))
-            lc.start()
-            self.lcs[node] = lc
+        parts = self._parts(mqtt_url, gm_user, gm_password, redis_url)
+        if self.options.processes == "all":
+            self._start_children(parts)
+        else:
+            self._start_in_process(parts)
         self._write_endpoints(mqtt_url, redis_url)
-        services = [part for part in (self.mosquitto, self.redis) if part is not None]
-        self.supervisor = ServiceSupervisor(services)
+        services: list[LocalService] = [
+            part for part in (self.mosquitto, self.redis) if part is not None
+        ]
+        if isinstance(self.apiserver, ComponentProcess):
+            services.append(self.apiserver)
+        self.supervisor = ServiceSupervisor([*services, *self.children.values()])
         self.supervisor.start()
 
     def _claim_data_dir(self) -> None:
@@ -196,14 +180,121 @@ class Stack:
         if me is not None:
             me.save(self.pid_file)
 
-    def _start_kb(self) -> None:
-        """The lifelong learning knowledge base, on the port it had before when still free."""
-        settings = KBSettings(
-            host=LOOPBACK, port=self.ports.port("kb"), data_dir=self.data_dir / "kb"
+    def _stop_leftovers(self) -> None:
+        """Stop the services and component processes a crashed run left (by PID file)."""
+        for service, directory in ((MosquittoService, "mosquitto"), (RedisService, "redis")):
+            stop_leftover(self.data_dir / directory / f"{service.binary}.pid", service.binary)
+        # Each part's directory holds its PID file: apiserver/apiserver.pid, gm/gm.pid, ...
+        cloud = [p for p in self.data_dir.glob("*/*.pid") if p.stem == p.parent.name]
+        for pid_file in [*cloud, *self.data_dir.glob("lc/*/lc.pid")]:
+            stop_leftover(pid_file, str(pid_file.parent.relative_to(self.data_dir)))
+
+    def _start_apiserver(self) -> None:
+        settings = ApiServerSettings(
+            data_dir=self.data_dir / "apiserver",
+            host=LOOPBACK,
+            port=self.ports.port("apiServer", self.options.api_port),
+            kubeconfig=self.kubeconfig,
         )
-        self.kb = KBServer(settings)
-        self.kb.start()
-        log.info("knowledge base on %s", self.kb.url)
+        if self.options.processes == "none":
+            self.apiserver = ApiServerComponent(settings)
+            self.apiserver.start()
+        else:
+            self.apiserver = self._child("apiserver", "apiserver", settings, settings.port)
+            self.apiserver.start()
+        log.info("API server on %s; kubeconfig %s", self._api_url, self.kubeconfig)
+
+    @property
+    def _api_url(self) -> str:
+        return f"https://{LOOPBACK}:{self.ports.ports['apiServer']}"
+
+    def _parts(
+        self, mqtt_url: str, gm_user: str | None, gm_password: str | None, redis_url: str
+    ) -> list[tuple[str, str, Any, int]]:
+        """(part, component, settings, port) of every part after the API server: the cloud
+        parts (knowledge base, GM, and where the ops page goes), then one LC per node."""
+        kb = KBSettings(host=LOOPBACK, port=self.ports.port("kb"), data_dir=self.data_dir / "kb")
+        gm_values = {
+            "kb_server": f"http://{LOOPBACK}:{kb.port}",
+            "kubeconfig": str(self.kubeconfig),
+            "mqtt_url": mqtt_url,
+            "mqtt_username": gm_user,
+            "mqtt_password": gm_password,
+            "redis_url": redis_url,
+            "http_port": self.ports.port("gm", self.options.gm_port),
+            "backend": self.options.backend,
+            "default_node_address": LOOPBACK,
+            "token_secret": self._secret("gm-token-secret"),
+            "identity": "sedna-up",
+            "lease_duration": 5.0,
+        }
+        gm = gm_settings.build({k: v for k, v in gm_values.items() if v is not None})
+        # A new cloud part (e.g. the ops page) is one more entry here: ("opsui", "opsui",
+        # its settings, its port), with its component in sedna_cli.components.COMPONENTS.
+        parts: list[tuple[str, str, Any, int]] = [
+            ("kb", "kb", kb, kb.port),
+            ("gm", "gm", gm, gm.http_port),
+        ]
+        for node in self.options.nodes:
+            user, password = self._node_credentials(node)
+            values = {
+                "node": node,
+                "data_dir": self.data_dir / "lc" / node,
+                # A stable report port: workers adopted after a restart keep their LC_SERVER.
+                "report_port": self.ports.port(f"lc/{node}"),
+                "redis_url": redis_url,
+                "mqtt_url": mqtt_url,
+                "mqtt_username": user,
+                "mqtt_password": password,
+            }
+            lc = lc_settings.build({k: v for k, v in values.items() if v})
+            parts.append((f"lc/{node}", "lc", lc, lc.report_port))
+        return parts
+
+    def _child(self, part: str, component: str, settings: Any, port: int) -> ComponentProcess:
+        directory = self.data_dir / part  # "apiserver", "gm", "kb", "lc/<node>"
+        return ComponentProcess(
+            component,
+            settings,
+            directory,
+            port,
+            label=part,
+            log_level=self.options.log_level,
+            # An LC stopping with the stack gives its workers their grace period first.
+            stop_timeout=15.0 + (settings.worker_grace_period if component == "lc" else 0),
+            on_event=self._on_child_event,
+        )
+
+    def _on_child_event(self, event: ChildEvent) -> None:
+        if event.event == "node" and event.node and event.state and self.on_node_state:
+            self.on_node_state(event.node, event.state)
+
+    def _start_children(self, parts: list[tuple[str, str, Any, int]]) -> None:
+        """Launch every part's process, then wait for each: they start side by side."""
+        for part, component, settings, port in parts:
+            child = self._child(part, component, settings, port)
+            self.children[part] = child
+            child.launch()
+        for child in self.children.values():
+            child.wait_ready()
+        for part, child in self.children.items():
+            log.info("%s running in process %s", part, child.pid)
+
+    def _start_in_process(self, parts: list[tuple[str, str, Any, int]]) -> None:
+        for part, _component, settings, _port in parts:
+            if part == "kb":
+                self.kb = KBServer(settings)
+                self.kb.start()
+                log.info("knowledge base on %s", self.kb.url)
+            elif part == "gm":
+                self.gm = GMApp(settings)
+                if self.on_node_state is not None:
+                    self.gm.manager.node_listeners.append(self.on_node_state)
+                self.gm.start()
+            elif part.startswith("lc/"):
+                lc = LocalController(settings)
+                lc.start()
+                self.lcs[settings.node] = lc
 
     def _start_broker(self) -> tuple[str, str | None, str | None]:
         if self.options.mqtt_url:
@@ -259,36 +350,34 @@ class Stack:
 
     def endpoints(self, mqtt_url: str, redis_url: str) -> dict[str, Any]:
         """The address of everything this stack runs."""
-        assert self.apiserver is not None and self.gm is not None
+        ports = self.ports.ports  # as given to the parts (which hold them now)
+        api_port = ports["apiServer"]
+        kb_url = f"http://{LOOPBACK}:{ports['kb']}"
         data: dict[str, Any] = {
             "apiServer": {
-                "url": self.apiserver.url,
-                "port": self.apiserver.port,
+                "url": self._api_url,
+                "port": api_port,
                 "kubeconfig": str(self.kubeconfig),
             },
             "mqtt": {"url": mqtt_url, "auth": bool(self.mosquitto and self.options.mqtt_auth)},
             "redis": {"url": redis_url},
-            "gm": {"metrics": f"http://{LOOPBACK}:{self.gm.ops.port}/metrics"},
-            "kb": self._kb_endpoint(),
-            "lcs": {
-                node: {
-                    "reportServer": lc.report_url,
-                    "reportPort": lc.reports.port,
-                    "metrics": f"{lc.report_url}/metrics",
-                }
-                for node, lc in self.lcs.items()
-            },
+            "gm": {"metrics": f"http://{LOOPBACK}:{ports['gm']}/metrics"},
+            "kb": {"url": kb_url, "port": ports["kb"], "metrics": f"{kb_url}/metrics"},
+            "lcs": {},
         }
+        for node in self.options.nodes:
+            port = ports[f"lc/{node}"]
+            url = f"http://{LOOPBACK}:{port}"
+            data["lcs"][node] = {
+                "reportServer": url,
+                "reportPort": port,
+                "metrics": f"{url}/metrics",
+            }
         if self.mosquitto is not None and self.mosquitto.credentials is not None:
             data["mqtt"]["users"] = {
                 u.username: u.password for u in self.mosquitto.credentials.users()
             }
         return data
-
-    def _kb_endpoint(self) -> dict[str, Any]:
-        if self.kb is None:
-            return {}
-        return {"url": self.kb.url, "port": self.kb.port, "metrics": f"{self.kb.url}/metrics"}
 
     def _write_endpoints(self, mqtt_url: str, redis_url: str) -> None:
         text = json.dumps(self.endpoints(mqtt_url, redis_url), indent=2)
@@ -311,6 +400,11 @@ class Stack:
             except Exception:
                 log.exception("stopping LC failed", extra={"node": node})
         self.lcs.clear()
+        lcs = [c for part, c in self.children.items() if part.startswith("lc/")]
+        cloud = [c for part, c in self.children.items() if not part.startswith("lc/")]
+        self._stop_side_by_side(lcs)  # the LCs (and their workers) first, all at once
+        self._stop_side_by_side(cloud)
+        self.children.clear()
         for part in (self.gm, self.kb, self.redis, self.mosquitto, self.apiserver):
             if part is None:
                 continue
@@ -322,3 +416,13 @@ class Stack:
         recorded = ProcessIdentity.load(self.pid_file)
         if recorded is not None and recorded.pid == os.getpid():
             self.pid_file.unlink(missing_ok=True)
+
+    @staticmethod
+    def _stop_side_by_side(children: list[ComponentProcess]) -> None:
+        for child in children:
+            child.request_stop()
+        for child in children:
+            try:
+                child.stop()
+            except Exception:
+                log.exception("stopping %s failed", child.name)

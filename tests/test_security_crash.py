@@ -1,8 +1,10 @@
 """``sedna up`` survives its own crash: kill -9, start again on the same data directory.
 
-Same ports, no orphaned Mosquitto or Redis, the workers keep running (same PIDs, started once),
-every report a worker had accepted reaches the GM. While up, a Redis that dies is restarted,
-and Redis takes no command without its password.
+Same ports, no orphaned Mosquitto, Redis or component process (API server, GM, knowledge
+base, LCs: each runs in a process of its own), the workers keep running (same PIDs, started
+once), every report a worker had accepted reaches the GM. While up, a Redis or a component
+process that dies is restarted, and Redis takes no command without its password. Ctrl-C then
+stops everything, the workers included.
 """
 
 from __future__ import annotations
@@ -73,7 +75,10 @@ def _kubectl(data: Path, *args: str, stdin: str | None = None) -> str:
 
 
 def _inference_number(data: Path) -> int:
-    out = _kubectl(data, "get", "jis", "steady", "-o", "json")
+    try:
+        out = _kubectl(data, "get", "jis", "steady", "-o", "json")
+    except AssertionError:  # the API server is not answering (yet)
+        return -1
     metrics = json.loads(out).get("status", {}).get("metrics") or []
     values = [m.get("value") for m in metrics if m.get("key") == "inferenceNumber"]
     return int(values[0]) if values else 0
@@ -130,10 +135,18 @@ def test_kill_9_of_sedna_up_and_restart_keeps_ports_workers_and_reports(tmp_path
             "mosquitto": _service_pid(data, "mosquitto", "mosquitto"),
             "redis": _service_pid(data, "redis", "redis-server"),
         }
+        first_parts = {part: _part_pid(data, part) for part in PARTS}
     finally:
         first.process.kill()  # kill -9: no cleanup at all
         first.process.wait()
     assert all(ProcessIdentity.of(pid) for pid in [*workers, *services.values()])
+    # The component processes see their parent gone and stop; the workers stay.
+    wait_for(
+        lambda: not any(ProcessIdentity.of(pid) for pid in first_parts.values()),
+        30,
+        "the crashed run's component processes to stop",
+    )
+    assert all(ProcessIdentity.of(pid) for pid in workers)
 
     second = Up(data)
     try:
@@ -173,10 +186,45 @@ def test_kill_9_of_sedna_up_and_restart_keeps_ports_workers_and_reports(tmp_path
             "Redis restarted by sedna up",
         )
         wait_for(lambda: _try_ping(store), 30, "Redis answering on the same port")
+
+        # A component process dies alone (the LC of cloud0, the API server): each is started
+        # again on its port; the workers keep running, kubectl keeps working.
+        for part in ("lc/cloud0", "apiserver"):
+            old_pid = _part_pid(data, part)
+            os.kill(old_pid, signal.SIGKILL)
+            wait_for(lambda p=part, o=old_pid: _restarted(data, p, o), 60, f"{part} restarted")
+        assert _endpoints(data) == before
+        wait_for(lambda: _inference_number(data) == REPORTS, 60, "the API server answering")
+        assert all(ProcessIdentity.of(pid) for pid in workers)
+        assert [int(pid) for pid in starts.read_text().split()] == workers
+        parts = {part: _part_pid(data, part) for part in PARTS}
     finally:
         second.stop()
     assert second.process.returncode == 0, second.lines
     assert _processes_in(data / "redis") == []
+    for part, pid in parts.items():  # a clean stop leaves no component process behind
+        assert ProcessIdentity.of(pid) is None, part
+        assert not (data / part / f"{part.split('/')[0]}.pid").exists(), part
+    # Each part logs JSON lines to a file in its own directory.
+    for part in PARTS:
+        first_line = (data / part / f"{part.split('/')[0]}.log").read_text().splitlines()[0]
+        assert json.loads(first_line)["level"] in {"info", "warning"}, part
+    assert not any(ProcessIdentity.of(pid) for pid in workers), "sedna up stopped its workers"
+
+
+PARTS = ("apiserver", "gm", "kb", "lc/cloud0", "lc/edge0")
+
+
+def _part_pid(data: Path, part: str) -> int:
+    """The pid of a component process of ``sedna up`` (``apiserver``, ``gm``, ``lc/<node>``)."""
+    identity = ProcessIdentity.load(data / part / f"{part.split('/')[0]}.pid")
+    assert identity is not None and identity.alive(), part
+    return identity.pid
+
+
+def _restarted(data: Path, part: str, old_pid: int) -> bool:
+    identity = ProcessIdentity.load(data / part / f"{part.split('/')[0]}.pid")
+    return identity is not None and identity.pid != old_pid and identity.alive()
 
 
 def _try_ping(store: redis.Redis) -> bool:

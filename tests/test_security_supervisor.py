@@ -3,11 +3,13 @@ data directory."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,9 +19,13 @@ from broker.localservices import (
     MosquittoService,
     ProcessIdentity,
     RedisService,
+    ServiceError,
     ServiceSupervisor,
+    free_port,
     stop_leftover,
 )
+from kb import KBSettings
+from sedna_cli.procs import ComponentProcess
 from sedna_cli.stack import PortBook, Stack, StackError, StackOptions
 from tests.services import wait_for
 
@@ -107,3 +113,38 @@ def test_ports_are_remembered_and_replaced_only_when_taken(tmp_path: Path) -> No
         replaced = PortBook(tmp_path / "ports.json").port("mqtt")
     assert replaced != port
     assert PortBook(tmp_path / "ports.json").port("mqtt") == replaced
+
+
+def test_a_component_process_is_restarted_and_a_bad_one_fails_with_its_reason(
+    tmp_path: Path,
+) -> None:
+    """A component of ``sedna up`` in its own process: PID file by identity, JSON log file,
+    restarted on its port when it dies; settings it cannot start with name the problem."""
+    port = free_port()
+    kb = ComponentProcess(
+        "kb", KBSettings(port=port, data_dir=tmp_path / "kb" / "data"), tmp_path / "kb", port
+    ).start()
+    supervisor = ServiceSupervisor([kb], min_delay=0.1, max_delay=1.0, poll=0.05)
+    supervisor.start()
+    try:
+        first = ProcessIdentity.load(tmp_path / "kb" / "kb.pid")
+        assert first is not None and first.alive() and first.pid == kb.pid
+        os.kill(first.pid, signal.SIGKILL)
+        wait_for(lambda: supervisor.restarts.get(kb.name) == 1, 30, "kb restarted")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+            assert reply.status == 200
+    finally:
+        supervisor.stop()
+        kb.stop()
+    assert not (tmp_path / "kb" / "kb.pid").exists()
+    assert all(json.loads(line) for line in (tmp_path / "kb" / "kb.log").read_text().splitlines())
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    with taken:
+        busy = taken.getsockname()[1]
+        broken = ComponentProcess(
+            "kb", KBSettings(port=busy, data_dir=tmp_path / "kb2"), tmp_path / "kb2", free_port()
+        )
+        with pytest.raises(ServiceError, match=r"kb on .* could not start: OSError: .*in use"):
+            broken.start()
