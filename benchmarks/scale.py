@@ -208,6 +208,7 @@ class ControlPlane:
         self.apiserver: subprocess.Popen[bytes] | None = None
         self.gm: subprocess.Popen[bytes] | None = None
         self.gm_port = free_port()
+        self.gm_serving = 0.0  # seconds from the GM's spawn until its ops endpoint answered
         self.token_secret = secrets.token_hex(32)
         self.mosquitto = MosquittoService(data_dir / "mosquitto", auth=True, nodes=nodes)
         self.redis = RedisService(data_dir / "redis", password=secrets.token_hex(16))
@@ -238,6 +239,8 @@ class ControlPlane:
         command += ["--default-node-address", LOOPBACK, "--identity", GM_IDENTITY]
         env = {"SEDNA_MQTT_PASSWORD": gm.password, "SEDNA_GM_TOKEN_SECRET": self.token_secret}
         self.gm = self._spawn("gm", command, env)
+        wait_until(lambda: self.gm_text("/healthz", timeout=1.0)[0] != 0, timeout, 0.02)
+        self.gm_serving = time.monotonic() - started
         if not wait_until(self.gm_leading, timeout, 0.02):
             raise RuntimeError(f"the GM did not become ready: see {self.data_dir}/gm.log")
         return time.monotonic() - started
@@ -505,6 +508,7 @@ class SimConfig(BaseModel):
     redis_url: str
     data_dir: Path
     report_roles: list[str] | None = Field(default_factory=lambda: ["edge"])
+    full_lc: bool = False
     log_level: str = "WARNING"
 
 
@@ -560,7 +564,10 @@ class Simulator:
             )
             self.runtimes[node.name] = install(lc, self.options, sent=self._sent)
             self._hook(lc)
-            lc.start(connect_timeout=None)
+            if self.config.full_lc:
+                lc.start(connect_timeout=None)
+            else:
+                start_bus_parts(lc)
             self.lcs[node.name] = lc
         return {"started": len(self.lcs)}
 
@@ -636,6 +643,24 @@ class Simulator:
         with ThreadPoolExecutor(16) as pool:
             list(pool.map(_stop_quietly, self.lcs.values()))
         return {"stopped": len(self.lcs)}
+
+
+def start_bus_parts(lc: Any) -> None:
+    """Start what `LocalController.start` starts but the report server, the dataset monitor and
+    the staged-job loop: the bus work (downstream, sync, presence, outbox) and the runtime.
+    Stand-in workers hand their reports to the LC directly, and simulated nodes hold no
+    datasets or staged jobs, so those parts would only add their idle wakeups (``--full-lc``
+    starts them too)."""
+    from broker import topics
+
+    lc.runtime.start()
+    lc.bus.subscribe(topics.down_filter(lc.node), lc._on_down)
+    lc.outbox.start()
+    for target, name in ((lc._sync_loop, "sync"), (lc._presence_loop, "presence")):
+        thread = threading.Thread(target=target, name=f"lc-{lc.node}-{name}", daemon=True)
+        thread.start()
+        lc._threads.append(thread)
+    lc.bus.start(wait=None)
 
 
 def _stop_quietly(lc: Any) -> None:
@@ -724,7 +749,9 @@ class SimProcess:
 class Fleet:
     """Every simulated node, over several simulator processes."""
 
-    def __init__(self, plane: ControlPlane, procs: int, data_dir: Path) -> None:
+    def __init__(
+        self, plane: ControlPlane, procs: int, data_dir: Path, *, full_lc: bool = False
+    ) -> None:
         self.plane = plane
         nodes = plane.nodes
         shares = [nodes[i::procs] for i in range(procs)]
@@ -740,6 +767,7 @@ class Fleet:
                 mqtt_url=plane.mqtt_url,
                 redis_url=plane.redis.url,
                 data_dir=data_dir / f"sim{index}",
+                full_lc=full_lc,
             )
             self.sims.append(SimProcess(config))
         self.sent: dict[str, list[tuple[int, float]]] = defaultdict(list)  # job -> reports
@@ -1050,6 +1078,7 @@ class Options:
     sim_procs: int = 0
     wait_limit: float = 180.0
     ceilings: bool = True
+    full_lc: bool = False
     saturation: bool = True
     resync: bool = True
     log_level: str = "WARNING"
@@ -1108,7 +1137,7 @@ def run_one(opts: Options, data_dir: Path) -> Result:
         procs = sim_procs_for(opts.nodes, opts.sim_procs)
         progress(f"starting {opts.nodes} simulated nodes in {procs} simulator processes")
         connect_began = time.monotonic()
-        fleet = Fleet(plane, procs, data_dir / "sims")
+        fleet = Fleet(plane, procs, data_dir / "sims", full_lc=opts.full_lc)
         sim_cpu = CpuMeter(fleet.pids)
         gm_cpu = CpuMeter(lambda: [p for p in [plane.pids()["gm"]] if p])
         others = {
@@ -1127,6 +1156,14 @@ def run_one(opts: Options, data_dir: Path) -> Result:
             f"{connected} / {online} of {opts.nodes} in {time.monotonic() - connect_began:.1f} s"
             + ("" if online_ok else " (not all online)"),
             key="connected",
+        )
+        for meter in (gm_cpu, sim_cpu):
+            meter.start()
+        time.sleep(3.0)
+        result.add(
+            "idle (connected, no jobs): GM / simulators' CPU (cores)",
+            f"{gm_cpu.read():.2f} / {sim_cpu.read():.2f}",
+            key="idle_cpu",
         )
 
         # -- apply burst -----------------------------------------------------------------
@@ -1412,7 +1449,10 @@ def resync(
     shown_at = time.monotonic()
     full = max(manifests_at, shown_at) - restarted
     outage_reports = reports_between(fleet, killed, restarted + 1)
-    result.add("resync: GM restart -> ready (leads, reconciled all)", f"{ready:.1f} s")
+    result.add(
+        "resync: GM restart -> serving /healthz / ready (leads, reconciled all)",
+        f"{plane.gm_serving:.1f} s / {ready:.1f} s",
+    )
     result.add(
         "resync: GM restart -> every LC got its manifest",
         f"{manifests_at - restarted:.1f} s" + ("" if manifests_ok else " (NOT all)"),
@@ -1437,6 +1477,7 @@ SUMMARY = [
     ("rss", "GM RSS peak under load", "rss"),
     ("cpu", "GM CPU under load (cores)", "cpu"),
     ("sim_cpu", "CPU: simulators / apiserver / mosquitto / redis", None),
+    ("idle_cpu", "CPU idle, connected: GM / simulators", None),
     ("applied_load", "reports applied/s under load", None),
     ("applied_sat", "reports applied/s, backlog after freeze", "applied"),
     ("latency", "report -> status under load", "latency"),
@@ -1482,6 +1523,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--skip-ceilings", action="store_true", help="do not run redis-benchmark/mosquitto clients"
     )
+    parser.add_argument(
+        "--full-lc",
+        action="store_true",
+        help="start each LC whole (report server, dataset monitor, staged loop too)",
+    )
     parser.add_argument("--skip-saturation", action="store_true")
     parser.add_argument("--skip-resync", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the data directory (logs)")
@@ -1518,6 +1564,7 @@ def options_for(args: argparse.Namespace, nodes: int) -> Options:
         sim_procs=args.sim_procs,
         wait_limit=args.wait_limit,
         ceilings=not args.skip_ceilings,
+        full_lc=args.full_lc,
         saturation=not args.skip_saturation,
         resync=not args.skip_resync,
         log_level=args.log_level,
@@ -1538,9 +1585,11 @@ def main(argv: list[str] | None = None) -> int:
     print("Sedna control plane at fleet scale: N simulated edge nodes, one control plane")
     print(f"  machine     {cores} cores, Python {sys.version.split()[0]}, open files {limit}")
     print("  control     API server, GM, Mosquitto (user + ACL per node), Redis: own processes")
-    print("  nodes       real LocalControllers with lc.standin.StandInRuntime, over several")
+    parts = "whole" if args.full_lc else "bus parts: outbox, downstream, sync, presence"
+    print(f"  nodes       real LocalControllers ({parts}) with lc.standin.StandInRuntime,")
     print(
-        "              simulator processes; 1 JointInferenceService per node (both workers on it)"
+        f"              several simulator processes; {args.jobs_per_node} JointInferenceService"
+        " a node (both workers on it)"
     )
     print(
         f"  load        {args.rate:g} report/s per node for {args.load_seconds:g} s;"

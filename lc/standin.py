@@ -256,7 +256,7 @@ class StandInRuntime:
         with self._lock:
             due = [w.next_report for w in self._workers.values() if w.next_report is not None]
         if not due:
-            return 1.0
+            return 5.0  # set_options and ensure wake the thread
         return min(max(min(due) - time.monotonic(), 0.0), 1.0)
 
     # ----- internals -------------------------------------------------------------------------
