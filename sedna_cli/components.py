@@ -164,6 +164,18 @@ def _kb(settings: Any) -> Component:
     return KBServer(settings)
 
 
+def _opsui_settings() -> type[BaseModel]:
+    from opsui import OpsSettings
+
+    return OpsSettings
+
+
+def _opsui(settings: Any) -> Component:
+    from opsui import OpsUI
+
+    return OpsUI(settings)
+
+
 COMPONENTS: dict[str, ComponentKind] = {
     kind.name: kind
     for kind in (
@@ -171,7 +183,7 @@ COMPONENTS: dict[str, ComponentKind] = {
         ComponentKind("gm", _gm_settings, _gm, connect=_gm_events),
         ComponentKind("lc", _lc_settings, _lc, shutdown=lambda lc: lc.stop(stop_workers=True)),
         ComponentKind("kb", _kb_settings, _kb),
-        # The ops page: ComponentKind("opsui", <its settings model>, <its builder>).
+        ComponentKind("opsui", _opsui_settings, _opsui),
     )
 }
 
@@ -179,7 +191,7 @@ COMPONENTS: dict[str, ComponentKind] = {
 #: Modules the forkserver imports once, so that each child starts without loading them again
 #: (a new component adds its module here).
 #: ``sedna_cli.main`` too: a child runs the parent's main module again (as ``__mp_main__``).
-PRELOAD = ("sedna_cli.child", "sedna_cli.main", "apiserver", "gm.app", "lc.agent", "kb")
+PRELOAD = ("sedna_cli.child", "sedna_cli.main", "apiserver", "gm.app", "lc.agent", "kb", "opsui")
 
 
 def settings_values(settings: BaseModel) -> dict[str, Any]:

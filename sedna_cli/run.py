@@ -1,4 +1,5 @@
-"""``sedna up``, ``gm``, ``lc`` and ``kb``: run the control plane, all in one or in parts."""
+"""``sedna up``, ``gm``, ``lc``, ``kb`` and ``ops``: run the control plane, all in one or in
+parts."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from apis import InvalidSettings
 from gm import GMApp, GMSettings
 from kb import KBServer, KBSettings
 from lc import LCSettings, LocalController
+from opsui import OpsSettings, OpsUI
 from sedna_cli import logs
 from sedna_cli.stack import Stack, StackError, StackOptions
 
@@ -67,6 +69,11 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     kb.add_argument("--log-level", default="INFO")
     kb.set_defaults(run=run_kb)
 
+    ops = subparsers.add_parser("ops", help="serve the operations page (jobs, plots, logs)")
+    OpsSettings.add_arguments(ops)
+    ops.add_argument("--log-level", default="INFO")
+    ops.set_defaults(run=run_ops)
+
 
 def stack_options(args: argparse.Namespace) -> StackOptions:
     """The stack ``sedna up`` was asked for."""
@@ -100,6 +107,7 @@ def run_up(args: argparse.Namespace) -> int:
         print(f"sedna is up; data in {stack.data_dir}", flush=True)
         print(f"  export KUBECONFIG={stack.kubeconfig}", flush=True)
         print(f"  endpoints: {stack.endpoints_file}", flush=True)
+        print(f"  ops page: {stack.ops_url} (log in with the kubeconfig's token)", flush=True)
         print("  Ctrl-C stops it", flush=True)
         _wait_for_signal()
     finally:
@@ -143,3 +151,9 @@ def run_kb(args: argparse.Namespace) -> int:
     """Run the knowledge base until SIGINT/SIGTERM."""
     logs.configure(args.log_level)
     return _serve("kb", lambda: KBServer(KBSettings.from_args(args)))
+
+
+def run_ops(args: argparse.Namespace) -> int:
+    """Serve the ops page until SIGINT/SIGTERM."""
+    logs.configure(args.log_level)
+    return _serve("ops", lambda: OpsUI(OpsSettings.from_args(args)))

@@ -50,6 +50,7 @@ from gm.app import GMApp, api_client_for
 from kb import KBServer, KBSettings
 from lc import settings as lc_settings
 from lc.agent import LocalController
+from opsui import OpsSettings, OpsUI
 from sedna_cli.components import ApiServerComponent, ApiServerSettings, ChildEvent
 from sedna_cli.procs import ComponentProcess, prepare_children
 
@@ -73,6 +74,8 @@ class StackOptions(BaseModel):
     processes: Literal["none", "apiserver", "all"] = "none"
     #: Log level of the component processes (their JSON logs: ``<part dir>/<part>.log``).
     log_level: str = "INFO"
+    #: Seconds between the ops page's samples of the metrics (and its refreshes).
+    ops_interval: float = 5.0
 
 
 class StackError(RuntimeError):
@@ -125,6 +128,7 @@ class Stack:
         self.gm: GMApp | None = None
         self.kb: KBServer | None = None
         self.lcs: dict[str, LocalController] = {}
+        self.ops: OpsUI | None = None
         # ... or as child processes (``processes`` all), by part: "gm", "kb", "lc/<node>".
         self.children: dict[str, ComponentProcess] = {}
         self.supervisor: ServiceSupervisor | None = None
@@ -205,6 +209,11 @@ class Stack:
         log.info("API server on %s; kubeconfig %s", self._api_url, self.kubeconfig)
 
     @property
+    def ops_url(self) -> str:
+        """Where the ops page is."""
+        return f"http://{LOOPBACK}:{self.ports.ports['opsui']}/"
+
+    @property
     def _api_url(self) -> str:
         return f"https://{LOOPBACK}:{self.ports.ports['apiServer']}"
 
@@ -229,12 +238,9 @@ class Stack:
             "lease_duration": 5.0,
         }
         gm = gm_settings.build({k: v for k, v in gm_values.items() if v is not None})
-        # A new cloud part (e.g. the ops page) is one more entry here: ("opsui", "opsui",
-        # its settings, its port), with its component in sedna_cli.components.COMPONENTS.
-        parts: list[tuple[str, str, Any, int]] = [
-            ("kb", "kb", kb, kb.port),
-            ("gm", "gm", gm, gm.http_port),
-        ]
+        # A new cloud part is one more entry here: (part, component, its settings, its port),
+        # with its component in sedna_cli.components.COMPONENTS.
+        lcs: list[tuple[str, str, Any, int]] = []
         for node in self.options.nodes:
             user, password = self._node_credentials(node)
             values = {
@@ -248,8 +254,25 @@ class Stack:
                 "mqtt_password": password,
             }
             lc = lc_settings.build({k: v for k, v in values.items() if v})
-            parts.append((f"lc/{node}", "lc", lc, lc.report_port))
-        return parts
+            lcs.append((f"lc/{node}", "lc", lc, lc.report_port))
+        ops = self._ops_settings(kb.port, gm.http_port, {p: port for p, _, _, port in lcs})
+        cloud = [("kb", "kb", kb, kb.port), ("gm", "gm", gm, gm.http_port)]
+        return [*cloud, ("opsui", "opsui", ops, ops.port), *lcs]
+
+    def _ops_settings(self, kb_port: int, gm_port: int, lc_ports: dict[str, int]) -> OpsSettings:
+        """The ops page: reads the API server and every part's ``/metrics``."""
+        targets = {
+            "gm": f"http://{LOOPBACK}:{gm_port}/metrics",
+            "kb": f"http://{LOOPBACK}:{kb_port}/metrics",
+            **{part: f"http://{LOOPBACK}:{port}/metrics" for part, port in lc_ports.items()},
+        }
+        return OpsSettings(
+            host=LOOPBACK,
+            port=self.ports.port("opsui"),
+            kubeconfig=self.kubeconfig,
+            targets=targets,
+            interval=self.options.ops_interval,
+        )
 
     def _child(self, part: str, component: str, settings: Any, port: int) -> ComponentProcess:
         directory = self.data_dir / part  # "apiserver", "gm", "kb", "lc/<node>"
@@ -291,6 +314,10 @@ class Stack:
                 if self.on_node_state is not None:
                     self.gm.manager.node_listeners.append(self.on_node_state)
                 self.gm.start()
+            elif part == "opsui":
+                self.ops = OpsUI(settings)
+                self.ops.start()
+                log.info("ops page on %s", self.ops.url)
             elif part.startswith("lc/"):
                 lc = LocalController(settings)
                 lc.start()
@@ -363,6 +390,7 @@ class Stack:
             "redis": {"url": redis_url},
             "gm": {"metrics": f"http://{LOOPBACK}:{ports['gm']}/metrics"},
             "kb": {"url": kb_url, "port": ports["kb"], "metrics": f"{kb_url}/metrics"},
+            "ops": {"url": self.ops_url},
             "lcs": {},
         }
         for node in self.options.nodes:
@@ -405,14 +433,14 @@ class Stack:
         self._stop_side_by_side(lcs)  # the LCs (and their workers) first, all at once
         self._stop_side_by_side(cloud)
         self.children.clear()
-        for part in (self.gm, self.kb, self.redis, self.mosquitto, self.apiserver):
+        for part in (self.ops, self.gm, self.kb, self.redis, self.mosquitto, self.apiserver):
             if part is None:
                 continue
             try:
                 part.stop()
             except Exception:
                 log.exception("stopping %s failed", type(part).__name__)
-        self.gm = self.kb = self.redis = self.mosquitto = self.apiserver = None
+        self.ops = self.gm = self.kb = self.redis = self.mosquitto = self.apiserver = None
         recorded = ProcessIdentity.load(self.pid_file)
         if recorded is not None and recorded.pid == os.getpid():
             self.pid_file.unlink(missing_ok=True)
