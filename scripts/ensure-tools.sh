@@ -5,6 +5,7 @@ declare -A package=([mosquitto]=mosquitto [mosquitto_passwd]=mosquitto [redis-se
 package[prometheus]=prometheus  # tests/test_prometheus_stack.py scrapes sedna up with it
 # benchmarks/scale.py measures the ceilings with the services' own tools.
 package+=([redis-benchmark]=redis-tools [mosquitto_pub]=mosquitto-clients [mosquitto_sub]=mosquitto-clients)
+package[chromium]=chromium  # the ops page's browser test (tests/test_opsui_page.py)
 missing=()
 for bin in "${!package[@]}"; do
   command -v "$bin" >/dev/null 2>&1 || missing+=("${package[$bin]}")
