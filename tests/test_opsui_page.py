@@ -1,8 +1,9 @@
 """Issue 13 item 6: the ops page of ``sedna up``, loaded in headless Chromium while real jobs run.
 
-One stack for the module runs a joint inference service, a federated job (the digits example)
-and a lifelong job (the digits example, through its first round). Chromium logs in with
-``?token=`` (the session cookie), and the tests read what the page shows from its DOM.
+One stack for the module (each part in its own process, as ``sedna up`` runs them) runs a
+joint inference service, a federated job (the digits example) and a lifelong job (the digits
+example, through its first round). Chromium logs in with ``?token=`` (the session cookie), and
+the tests read what the page shows from its DOM.
 """
 
 from __future__ import annotations
@@ -195,7 +196,10 @@ def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ops]:
     job after its first round (the ops page samples every second)."""
     chromium()  # fail before starting anything when the browser is missing
     tmp = tmp_path_factory.mktemp("ops")
-    stack = Stack(StackOptions(data_dir=tmp / "sedna", nodes=["cloud0", *EDGES], ops_interval=1.0))
+    options = StackOptions(
+        data_dir=tmp / "sedna", nodes=["cloud0", *EDGES], processes="all", ops_interval=1.0
+    )
+    stack = Stack(options)
     stack.start()
     try:
         cluster = Cluster(stack, tmp / "kube-cache")
