@@ -4,18 +4,19 @@
     python benchmarks/scale.py --nodes 100 --load-seconds 10 --skip-resync
     python benchmarks/scale.py --nodes 1000 --rate 1 --sim-procs 6
 
-For each N, a fresh control plane as ``sedna up`` runs it: the embedded API server
-(``python -m apiserver``), Mosquitto with a broker user and ACL per node, Redis with a password,
-and the GM (``sedna gm``) each in its own process, so their CPU and RSS are read from /proc.
-Each simulated node is a real `lc.agent.LocalController` (its own broker user, bus client,
-Redis outbox, report server) whose process runtime is `lc.standin.StandInRuntime`: workers
-"run" without processes and report through the LC's upstream path at a set rate. The nodes are
-spread over several simulator processes (``--sim-procs``); their CPU is printed too.
+For each N, a fresh control plane as ``sedna up`` runs it (`sedna_cli.stack.Stack` with every
+part in a process of its own, its LCs left out): the embedded API server, the GM, the knowledge
+base, Mosquitto with a broker user and ACL per node, Redis with a password; the GM's CPU and RSS
+are read from /proc. Each simulated node is a real `lc.agent.LocalController` (its own broker
+user, bus client, Redis outbox; by default only its bus parts are started, see
+`start_bus_parts`) whose process runtime is `lc.standin.StandInRuntime`: workers "run" without
+processes and report through the LC's upstream path at a set rate. The nodes are spread over
+several simulator processes (``--sim-procs``); their CPU is printed too.
 
 Phases, for each N:
 
 1. ceilings: ``redis-benchmark`` against this Redis and ``mosquitto_pub -l`` / ``mosquitto_sub
-   -C`` (QoS 1, as the bus) through this broker, before anything else uses them;
+   -C`` (QoS 1, as the bus) through a second Mosquitto configured as ``sedna up``'s;
 2. connect: every node's LC connects; the GM's ``sedna_gm_node_online`` counts them online;
 3. apply burst: ``--jobs-per-node`` JointInferenceServices per node (edge and cloud worker on
    that node) created back to back from 4 client threads; apply -> spec at LC (the LC recorded
@@ -29,9 +30,9 @@ Phases, for each N:
 5. saturation: the GM is frozen (SIGSTOP) for ``--freeze-seconds`` while the nodes report
    ``--burst-rate`` reports/s in all, then thawed: the rate at which it applies the backlog
    (coalescing has most to do here) and what the simulators managed to offer;
-6. resync: the GM is killed (SIGKILL) while the nodes keep reporting for ``--outage`` seconds,
-   then started again: until it is ready, until every LC has received its node's manifest
-   again, until every report sent in the outage shows in status.
+6. resync: the GM is killed (SIGKILL) while the nodes report; the stack's supervisor starts it
+   again (as in ``sedna up``): until it is ready, until every LC has received its node's
+   manifest again, until every report sent meanwhile shows in status.
 """
 
 from __future__ import annotations
@@ -45,10 +46,8 @@ import multiprocessing
 import os
 import random
 import resource
-import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -185,129 +184,110 @@ def wait_until(condition: Callable[[], bool], timeout: float, poll: float = 0.05
     return True
 
 
-def free_port() -> int:
-    """A free TCP port on loopback."""
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
-
-
 # -- the control plane ----------------------------------------------------------------------
 
 
 class ControlPlane:
-    """API server, Mosquitto, Redis and the GM as ``sedna up`` configures them, each a process."""
+    """``sedna up`` (`sedna_cli.stack.Stack`, every part in a process of its own) without its
+    LCs: the simulator runs the nodes. Mosquitto has a user and ACL per simulated node, Redis a
+    password, the GM the settings ``sedna up`` gives it; the stack's supervisor restarts a GM
+    that dies, as in ``sedna up``."""
 
     def __init__(self, data_dir: Path, nodes: list[str], log_level: str = "WARNING") -> None:
-        from broker.localservices import MosquittoService, RedisService
+        from sedna_cli.stack import Stack, StackOptions
+
+        plane = self
+
+        class FleetStack(Stack):
+            def _parts(self, *args: Any) -> list[tuple[str, str, Any, int]]:
+                return [p for p in super()._parts(*args) if not p[0].startswith("lc/")]
+
+            def _register_nodes(self) -> None:
+                plane.register_nodes()
 
         self.data_dir = data_dir
         self.nodes = nodes
-        self.log_level = log_level
-        self.kubeconfig = data_dir / "apiserver" / "kubeconfig"
-        self.apiserver: subprocess.Popen[bytes] | None = None
-        self.gm: subprocess.Popen[bytes] | None = None
-        self.gm_port = free_port()
-        self.gm_serving = 0.0  # seconds from the GM's spawn until its ops endpoint answered
-        self.token_secret = secrets.token_hex(32)
-        self.mosquitto = MosquittoService(data_dir / "mosquitto", auth=True, nodes=nodes)
-        self.redis = RedisService(data_dir / "redis", password=secrets.token_hex(16))
-        self._logs: list[Any] = []
+        options = StackOptions(data_dir=data_dir, nodes=nodes, processes="all", log_level=log_level)
+        self.stack = FleetStack(options)
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self, timeout: float = 60.0) -> None:
-        """Start the API server, Mosquitto and Redis (not yet the GM)."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        port = free_port()
-        command = [sys.executable, "-m", "apiserver", "--port", str(port)]
-        command += ["--data-dir", str(self.data_dir / "apiserver"), "--log-level", self.log_level]
-        self.apiserver = self._spawn("apiserver", command)
-        self.mosquitto.start()
-        self.redis.start()
-        if not wait_until(lambda: self.kubeconfig.exists() and _accepts(port), timeout, 0.1):
-            raise RuntimeError(f"the API server did not start: see {self.data_dir}/apiserver.log")
-
-    def start_gm(self, timeout: float = 120.0) -> float:
-        """Start the GM (``sedna gm``) and wait until it leads and reconciles; returns seconds."""
+    def start(self) -> float:
+        """Start the stack; returns once the GM reconciles (seconds it took)."""
         started = time.monotonic()
-        gm = self.mosquitto.credentials.gm  # type: ignore[union-attr]
-        command = [sys.executable, "-m", "sedna_cli.main", "gm", "--log-level", self.log_level]
-        command += ["--kubeconfig", str(self.kubeconfig), "--mqtt-url", self.mqtt_url]
-        command += ["--mqtt-username", gm.username, "--redis-url", self.redis.url]
-        command += ["--http-port", str(self.gm_port), "--backend", "edge-process"]
-        command += ["--default-node-address", LOOPBACK, "--identity", GM_IDENTITY]
-        env = {"SEDNA_MQTT_PASSWORD": gm.password, "SEDNA_GM_TOKEN_SECRET": self.token_secret}
-        self.gm = self._spawn("gm", command, env)
-        wait_until(lambda: self.gm_text("/healthz", timeout=1.0)[0] != 0, timeout, 0.02)
-        self.gm_serving = time.monotonic() - started
-        if not wait_until(self.gm_leading, timeout, 0.02):
-            raise RuntimeError(f"the GM did not become ready: see {self.data_dir}/gm.log")
+        self.stack.start()
         return time.monotonic() - started
 
-    def kill_gm(self) -> None:
-        """SIGKILL the GM, as a crash would."""
-        if self.gm is not None:
-            self.gm.kill()
-            self.gm.wait()
-            self.gm = None
-
-    def signal_gm(self, signum: int) -> None:
-        """Send the GM a signal (SIGSTOP, SIGCONT)."""
-        if self.gm is not None:
-            os.kill(self.gm.pid, signum)
-
     def stop(self) -> None:
-        """Stop everything (the GM and the API server first)."""
-        for proc in (self.gm, self.apiserver):
-            if proc is not None and proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signal.SIGCONT)
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-        self.gm = self.apiserver = None
-        for service in (self.redis, self.mosquitto):
-            with contextlib.suppress(Exception):
-                service.stop()
-        for handle in self._logs:
-            handle.close()
+        """Stop everything."""
+        with contextlib.suppress(Exception):
+            self.thaw_gm()
+        self.stack.stop()
 
-    def _spawn(
-        self, name: str, command: list[str], env: dict[str, str] | None = None
-    ) -> subprocess.Popen[bytes]:
-        handle = open(self.data_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop
-        self._logs.append(handle)
-        return subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
-        )
+    @property
+    def _gm(self) -> Any:
+        return self.stack.children["gm"]
+
+    def crash_gm(self) -> int:
+        """SIGKILL the GM (the supervisor starts it again); returns the killed pid."""
+        pid = self._gm.pid
+        os.kill(pid, signal.SIGKILL)
+        return pid
+
+    def wait_gm_back(self, old_pid: int, timeout: float) -> tuple[float, float, float]:
+        """After `crash_gm`: wait for the new GM process, its ops endpoint, its readiness;
+        returns when each was seen (monotonic)."""
+        wait_until(lambda: self._gm.pid not in (None, old_pid), timeout, 0.005)
+        relaunched = time.monotonic()
+        wait_until(lambda: self.gm_text("/healthz", timeout=1.0)[0] != 0, timeout, 0.02)
+        serving = time.monotonic()
+        if not wait_until(self.gm_leading, timeout, 0.02):
+            raise RuntimeError(f"the GM did not become ready again: see {self.data_dir}/gm")
+        return relaunched, serving, time.monotonic()
+
+    def freeze_gm(self) -> None:
+        """SIGSTOP the GM: it holds its connections and answers nothing."""
+        self._gm.freeze()
+
+    def thaw_gm(self) -> None:
+        """SIGCONT after `freeze_gm`."""
+        self._gm.thaw()
 
     # -- views -----------------------------------------------------------------------------
 
     @property
     def mqtt_url(self) -> str:
         """The broker's URL."""
-        return f"mqtt://{LOOPBACK}:{self.mosquitto.port}"
+        return f"mqtt://{LOOPBACK}:{self.stack.mosquitto.port}"  # type: ignore[union-attr]
+
+    @property
+    def redis_url(self) -> str:
+        """Redis's URL (with its password)."""
+        return self.stack.redis.url  # type: ignore[union-attr]
+
+    @property
+    def kubeconfig(self) -> Path:
+        """The stack's kubeconfig."""
+        return self.stack.kubeconfig
+
+    @property
+    def gm_port(self) -> int:
+        """The GM's operations port (/metrics, /healthz)."""
+        return self.stack.ports.ports["gm"]
 
     def node_user(self, node: str) -> tuple[str, str]:
         """The broker user and password of ``node``."""
-        creds = self.mosquitto.credentials.for_node(node)  # type: ignore[union-attr]
+        creds = self.stack.mosquitto.credentials.for_node(node)  # type: ignore[union-attr]
         return creds.username, creds.password
 
     def pids(self) -> dict[str, int | None]:
         """The pid of each part (None when not running)."""
+        children = self.stack.children
         return {
-            "gm": self.gm.pid if self.gm is not None else None,
-            "apiserver": self.apiserver.pid if self.apiserver is not None else None,
-            "mosquitto": self.mosquitto.pid,
-            "redis": self.redis.pid,
+            "gm": children["gm"].pid if "gm" in children else None,
+            "apiserver": self.stack.apiserver.pid if self.stack.apiserver else None,
+            "mosquitto": self.stack.mosquitto.pid if self.stack.mosquitto else None,
+            "redis": self.stack.redis.pid if self.stack.redis else None,
         }
 
     def api_client(self) -> client.ApiClient:
@@ -353,14 +333,15 @@ class ControlPlane:
         """Redis's ``total_commands_processed``."""
         import redis as redis_lib
 
-        conn = redis_lib.Redis.from_url(self.redis.url)
+        conn = redis_lib.Redis.from_url(self.redis_url)
         try:
             return int(conn.info("stats")["total_commands_processed"])
         finally:
             conn.close()
 
     def register_nodes(self, threads: int = 8) -> None:
-        """A Node object per simulated node, reachable on loopback (as ``sedna up`` does)."""
+        """A Node object per simulated node, reachable on loopback, as ``sedna up`` registers
+        its nodes (from several threads: 2,000 calls one by one would take a minute)."""
         local = threading.local()
 
         def register(node: str) -> None:
@@ -381,14 +362,6 @@ class ControlPlane:
 
         with ThreadPoolExecutor(threads) as pool:
             list(pool.map(register, self.nodes))
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection((LOOPBACK, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 # -- ceilings: Redis's and Mosquitto's own tools --------------------------------------------
@@ -413,10 +386,12 @@ def redis_ceiling(plane: ControlPlane, requests: int = 100_000) -> dict[str, flo
     binary = shutil.which("redis-benchmark")
     if binary is None:
         raise RuntimeError("redis-benchmark is missing: apt-get install -y redis-tools")
-    command = [binary, "-h", LOOPBACK, "-p", str(plane.redis.port), "-c", "50"]
+    service = plane.stack.redis
+    assert service is not None
+    command = [binary, "-h", LOOPBACK, "-p", str(service.port), "-c", "50"]
     command += ["-n", str(requests), "-t", "set,incr,hset,zadd", "--csv"]
-    if plane.redis.password:
-        command += ["-a", plane.redis.password]  # the password is visible in ps, as redis-cli
+    if service.password:
+        command += ["-a", service.password]  # visible in ps for the run, as with redis-cli
     out = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     if out.returncode != 0:
         raise RuntimeError(f"redis-benchmark failed: {out.stderr.strip()[:300]}")
@@ -433,48 +408,55 @@ def redis_ceiling(plane: ControlPlane, requests: int = 100_000) -> dict[str, flo
     return found
 
 
-def mqtt_ceiling(plane: ControlPlane, messages: int = 50_000, size: int = 300) -> float:
-    """Messages/s through this broker at QoS 1 with its own clients: ``mosquitto_pub -l`` fed
-    ``messages`` lines, ``mosquitto_sub -C`` counting them (a node user publishes on its ``up``
-    topic, the GM user subscribes, as the bus does). Run before the GM connects: the broker
-    binds client ids to users."""
+def mqtt_ceiling(directory: Path, messages: int = 50_000, size: int = 300) -> float:
+    """Messages/s through Mosquitto at QoS 1 with its own clients: ``mosquitto_pub -l`` fed
+    ``messages`` lines, ``mosquitto_sub -C`` counting them; a node user publishes on its ``up``
+    topic, the GM user subscribes, as on the bus. On a second broker with ``sedna up``'s
+    configuration (users, ACL, persistence) on this box: on the stack's own broker the GM user
+    is taken (the broker binds client ids to users)."""
+    from broker.localservices import MosquittoService
+
     pub, sub = shutil.which("mosquitto_pub"), shutil.which("mosquitto_sub")
     if pub is None or sub is None:
         raise RuntimeError(
             "mosquitto_pub/mosquitto_sub are missing: apt-get install -y mosquitto-clients"
         )
-    node = plane.nodes[0]
-    topic = f"sedna/node/{node}/up/Bench/default/ceiling"
-    gm = plane.mosquitto.credentials.gm  # type: ignore[union-attr]
-    user, password = plane.node_user(node)
-    common = ["-h", LOOPBACK, "-p", str(plane.mosquitto.port), "-q", "1", "-t", topic]
-    receiver = subprocess.Popen(
-        [sub, *common, "-u", gm.username, "-P", gm.password, "-C", str(messages)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    time.sleep(1.0)  # subscribed
-    line = ("x" * (size - 1) + "\n").encode()
-    started = time.monotonic()
-    sender = subprocess.Popen(
-        [pub, *common, "-u", user, "-P", password, "-l", "-M", "100"],
-        stdin=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    assert sender.stdin is not None
-    sender.stdin.write(line * messages)
-    sender.stdin.close()
+    node = "edge-ceiling"
+    broker = MosquittoService(directory, auth=True, nodes=[node]).start()
     try:
-        receiver.wait(300)
+        assert broker.credentials is not None
+        gm, user = broker.credentials.gm, broker.credentials.for_node(node)
+        topic = f"sedna/node/{node}/up/Bench/default/ceiling"
+        common = ["-h", LOOPBACK, "-p", str(broker.port), "-q", "1", "-t", topic]
+        receiver = subprocess.Popen(
+            [sub, *common, "-u", gm.username, "-P", gm.password, "-C", str(messages)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        time.sleep(1.0)  # subscribed
+        line = ("x" * (size - 1) + "\n").encode()
+        started = time.monotonic()
+        sender = subprocess.Popen(
+            [pub, *common, "-u", user.username, "-P", user.password, "-l", "-M", "100"],
+            stdin=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert sender.stdin is not None
+        sender.stdin.write(line * messages)
+        sender.stdin.close()
+        try:
+            receiver.wait(300)
+        finally:
+            sender.wait(30)
+        elapsed = time.monotonic() - started
+        if receiver.returncode != 0:
+            raise RuntimeError(f"mosquitto_sub failed: {receiver.stderr.read()!r}")  # type: ignore[union-attr]
+        return messages / elapsed
     finally:
-        sender.wait(30)
-    elapsed = time.monotonic() - started
-    if receiver.returncode != 0:
-        raise RuntimeError(f"mosquitto_sub failed: {receiver.stderr.read()!r}")  # type: ignore[union-attr]
-    return messages / elapsed
+        broker.stop()
 
 
-def measure_ceilings(plane: ControlPlane) -> Ceilings:
+def measure_ceilings(plane: ControlPlane, directory: Path) -> Ceilings:
     """Both ceilings; a missing tool is a note, not a failure of the run."""
     result = Ceilings()
     try:
@@ -482,7 +464,7 @@ def measure_ceilings(plane: ControlPlane) -> Ceilings:
     except (RuntimeError, subprocess.SubprocessError) as exc:
         result.notes.append(f"redis ceiling not measured: {exc}")
     try:
-        result.mqtt_qos1 = mqtt_ceiling(plane)
+        result.mqtt_qos1 = mqtt_ceiling(directory)
     except (RuntimeError, subprocess.SubprocessError) as exc:
         result.notes.append(f"mosquitto ceiling not measured: {exc}")
     return result
@@ -765,7 +747,7 @@ class Fleet:
                 index=index,
                 nodes=configs,
                 mqtt_url=plane.mqtt_url,
-                redis_url=plane.redis.url,
+                redis_url=plane.redis_url,
                 data_dir=data_dir / f"sim{index}",
                 full_lc=full_lc,
             )
@@ -1074,7 +1056,6 @@ class Options:
     probes: int = 10
     burst_rate: float = 6000.0
     freeze_seconds: float = 5.0
-    outage: float = 3.0
     sim_procs: int = 0
     wait_limit: float = 180.0
     ceilings: bool = True
@@ -1107,7 +1088,8 @@ def run_one(opts: Options, data_dir: Path) -> Result:
     status: StatusWatch | None = None
     rss = RssPeak(lambda: plane.pids()["gm"])
     try:
-        plane.start()
+        progress("starting sedna up's parts without LCs (API server, GM, KB, Mosquitto, Redis)")
+        result.add("stack start (sedna up without LCs) -> GM ready", f"{plane.start():.1f} s")
         pids = plane.pids()
         mosq_pid, redis_pid = pids["mosquitto"] or 0, pids["redis"] or 0
         result.add(
@@ -1119,18 +1101,15 @@ def run_one(opts: Options, data_dir: Path) -> Result:
         ceilings = Ceilings()
         if opts.ceilings:
             progress("ceilings: redis-benchmark, mosquitto_pub/mosquitto_sub")
-            ceilings = measure_ceilings(plane)
+            ceilings = measure_ceilings(plane, data_dir / "ceiling-mosquitto")
             redis_text = ", ".join(f"{k} {v:,.0f}/s" for k, v in ceilings.redis_ops.items())
             result.add("ceiling: redis-benchmark -c 50 (requests/s)", redis_text or "-")
             result.add(
-                "ceiling: mosquitto QoS 1, mosquitto_pub -l -> mosquitto_sub -C",
+                "ceiling: mosquitto QoS 1, mosquitto_pub -l -> mosquitto_sub -C (2nd broker)",
                 f"{ceilings.mqtt_qos1:,.0f} messages/s",
             )
             for note in ceilings.notes:
                 result.add("ceiling note", note)
-        progress("registering nodes, starting the GM")
-        plane.register_nodes()
-        result.add("GM start (empty cluster) -> ready", f"{plane.start_gm():.1f} s")
         rss.start()
 
         # -- connect ---------------------------------------------------------------------
@@ -1299,7 +1278,7 @@ def run_one(opts: Options, data_dir: Path) -> Result:
 
         # -- resync ----------------------------------------------------------------------
         if opts.resync:
-            progress(f"resync: SIGKILL the GM, {opts.outage:g} s outage under load, restart")
+            progress("resync: SIGKILL the GM under load; the stack's supervisor restarts it")
             resync(plane, fleet, status, opts, result, interval, rss)
         sim_status = fleet.status()
         counts = sim_status["log_counts"]
@@ -1367,7 +1346,7 @@ def saturate(
     reporting = opts.nodes * opts.jobs_per_node
     before = plane.gm_metrics()["applied"]
     sent_before = fleet.status()["reports"]
-    plane.signal_gm(signal.SIGSTOP)
+    plane.freeze_gm()
     sim_cpu.start()
     began = time.monotonic()
     fleet.set_interval(reporting / opts.burst_rate)
@@ -1378,7 +1357,7 @@ def saturate(
     backlog = fleet.status()["reports"] - sent_before
     gm_cpu.start()
     thawed = time.monotonic()
-    plane.signal_gm(signal.SIGCONT)
+    plane.thaw_gm()
     target = before + backlog
     done = wait_until(lambda: plane.gm_metrics()["applied"] >= target, opts.wait_limit, 0.1)
     applied_at = time.monotonic()
@@ -1416,16 +1395,16 @@ def resync(
     interval: float,
     rss: RssPeak,
 ) -> None:
-    """SIGKILL the GM under load; restart it; time until everything is back in sync."""
+    """SIGKILL the GM under load; the stack's supervisor starts it again, as in ``sedna up``;
+    time until everything is back in sync. The nodes keep reporting until the new GM is ready."""
     fleet.set_interval(interval)
-    time.sleep(min(2.0, opts.load_seconds))
-    plane.kill_gm()
-    killed = time.monotonic()
-    time.sleep(opts.outage)
-    fleet.set_interval(None)
-    restarted = time.monotonic()
+    time.sleep(2.0)
     rss.reset()
-    ready = plane.start_gm(timeout=opts.wait_limit)
+    old_pid = plane.crash_gm()
+    killed = time.monotonic()
+    resent_before = fleet.status()["resent"]
+    restarted, serving, ready_at = plane.wait_gm_back(old_pid, opts.wait_limit)
+    fleet.set_interval(None)
     fleet.collect()
 
     def manifests_back() -> bool:
@@ -1435,6 +1414,7 @@ def resync(
         )
 
     manifests_ok = wait_until(manifests_back, opts.wait_limit, 0.2)
+    fleet.collect()
     manifests_at = max(
         (
             min(t for t in times if t >= restarted)
@@ -1448,18 +1428,25 @@ def resync(
     shown = wait_until(lambda: caught_up(fleet, status), opts.wait_limit, 0.1)
     shown_at = time.monotonic()
     full = max(manifests_at, shown_at) - restarted
-    outage_reports = reports_between(fleet, killed, restarted + 1)
+    outage_reports = reports_between(fleet, killed, ready_at + 1)
     result.add(
-        "resync: GM restart -> serving /healthz / ready (leads, reconciled all)",
-        f"{plane.gm_serving:.1f} s / {ready:.1f} s",
+        "resync: SIGKILL -> supervisor started a new GM",
+        f"{restarted - killed:.1f} s (the reports go on meanwhile)",
+    )
+    result.add(
+        "resync: GM restart -> serving /healthz / ready (reconciled all)",
+        f"{serving - restarted:.1f} s / {ready_at - restarted:.1f} s",
     )
     result.add(
         "resync: GM restart -> every LC got its manifest",
         f"{manifests_at - restarted:.1f} s" + ("" if manifests_ok else " (NOT all)"),
     )
     result.add(
-        f"resync: GM restart -> {outage_reports:,} outage reports in status",
+        f"resync: GM restart -> {outage_reports:,} reports of the outage in status",
         f"{shown_at - restarted:.1f} s" + ("" if drained and shown else " (NOT all)"),
+    )
+    result.add(
+        "resync: LC outbox re-sends meanwhile", f"{fleet.status()['resent'] - resent_before}"
     )
     result.add(
         "resync: full resync after GM restart",
@@ -1515,7 +1502,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--burst-rate", type=float, default=6000.0, help="reports/s offered while the GM is frozen"
     )
     parser.add_argument("--freeze-seconds", type=float, default=5.0, help="GM frozen this long")
-    parser.add_argument("--outage", type=float, default=3.0, help="seconds the GM stays dead")
     parser.add_argument(
         "--sim-procs", type=int, default=0, help="simulator processes (0: 1 per 200 nodes, >= 2)"
     )
@@ -1545,8 +1531,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("rate", "load_seconds", "burst_rate", "freeze_seconds", "wait_limit"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
-    if args.outage < 0:
-        parser.error("--outage must not be negative")
     return args
 
 
@@ -1560,7 +1544,6 @@ def options_for(args: argparse.Namespace, nodes: int) -> Options:
         probes=args.probes,
         burst_rate=args.burst_rate,
         freeze_seconds=args.freeze_seconds,
-        outage=args.outage,
         sim_procs=args.sim_procs,
         wait_limit=args.wait_limit,
         ceilings=not args.skip_ceilings,
@@ -1584,7 +1567,10 @@ def main(argv: list[str] | None = None) -> int:
     cores = os.cpu_count() or 0
     print("Sedna control plane at fleet scale: N simulated edge nodes, one control plane")
     print(f"  machine     {cores} cores, Python {sys.version.split()[0]}, open files {limit}")
-    print("  control     API server, GM, Mosquitto (user + ACL per node), Redis: own processes")
+    print(
+        "  control     sedna up's Stack, every part its own process, without its LCs: API server,"
+    )
+    print("              GM, KB, Mosquitto (a user + ACL per node), Redis (password)")
     parts = "whole" if args.full_lc else "bus parts: outbox, downstream, sync, presence"
     print(f"  nodes       real LocalControllers ({parts}) with lc.standin.StandInRuntime,")
     print(

@@ -1,9 +1,10 @@
 """The fleet-scale harness (``benchmarks/scale.py``) at a few nodes against a real control plane.
 
-The API server, Mosquitto (a user and ACL per node), Redis and the GM run as processes, as the
-benchmark runs them; 4 simulated nodes (real LocalControllers with `lc.standin.StandInRuntime`)
-in 2 simulator processes. Checks that the stand-in workers show as running in job status and
-that every upstream message the LCs sent is applied exactly once, with every report counted.
+``sedna up``'s parts without its LCs (API server, GM, knowledge base, Mosquitto with a user and
+ACL per node, Redis), as the benchmark runs them; 4 simulated nodes (real LocalControllers with
+`lc.standin.StandInRuntime`) in 2 simulator processes. Checks that the stand-in workers show as
+running in job status and that every upstream message the LCs sent is applied exactly once,
+with every report counted.
 """
 
 from __future__ import annotations
@@ -35,8 +36,6 @@ def fleet(
     sims: scale.Fleet | None = None
     try:
         plane.start()
-        plane.register_nodes()
-        plane.start_gm()
         sims = scale.Fleet(plane, 2, root / "sims")
         sims.start()
         assert scale.wait_until(lambda: sims.connected() == NODES, 30, 0.2), "nodes connected"
