@@ -34,6 +34,7 @@ from apis.messages import (
     WorkerOutput,
     WorkerPod,
     WorkerReport,
+    node_log_token,
     parse_upstream,
     token_digest,
 )
@@ -75,6 +76,7 @@ __all__ = [
     "crd_manifests",
     "crd_yaml",
     "kind_info",
+    "node_log_token",
     "parse_resource",
     "parse_upstream",
     "to_canonical",

@@ -207,6 +207,12 @@ WORKER_TOKEN_ENV = "SEDNA_WORKER_TOKEN"
 WORKER_TOKEN_HEADER = "X-Sedna-Worker-Token"
 
 
+def node_log_token(secret: str, node: str) -> str:
+    """The token the API server shows a node's LC to read its workers' logs: derived from a
+    secret only the API server (and whoever starts the LCs) holds, another for every node."""
+    return hmac.new(secret.encode(), f"node-logs/{node}".encode(), hashlib.sha256).hexdigest()
+
+
 def token_digest(token: str) -> str:
     """The SHA-256 (hex) of a worker's report token: enough to check it, useless to forge it."""
     return hashlib.sha256(token.encode()).hexdigest()

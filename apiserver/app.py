@@ -35,6 +35,7 @@ from apiserver.openapi import (
     OPENAPI_V2_PROTOBUF_TYPE,
     OpenApiDocuments,
 )
+from apiserver.podlogs import PodLogs
 from apiserver.registry import Registry
 from apiserver.resources import ResourceType
 from apiserver.selectors import FieldSelector, LabelSelector, SelectorError
@@ -158,8 +159,10 @@ class ApiApp:
         stopping: threading.Event,
         server_address: Callable[[], str],
         request_log: RequestLog | None = None,
+        node_log_secret: str | None = None,
     ) -> None:
         self.registry = registry
+        self.pod_logs = PodLogs(registry, service, node_log_secret)
         self.request_log = request_log
         self.service = service
         self.token = token
@@ -309,8 +312,12 @@ class ApiApp:
 
     @staticmethod
     def _checked(target: _Target) -> _Target:
+        is_pod_log = target.subresource == "log" and (target.rt.group, target.rt.plural) == (
+            "",
+            "pods",
+        )
         if target.subresource is not None and not (
-            target.subresource == "status" and target.rt.status
+            (target.subresource == "status" and target.rt.status) or is_pod_log
         ):
             raise err.path_not_found()
         return target
@@ -329,6 +336,13 @@ class ApiApp:
             if method == "DELETE":
                 return self._delete_collection(request, target)
             raise err.method_not_allowed(method)
+        if target.subresource == "log":
+            if method != "GET":
+                raise err.method_not_allowed(method)
+            content_type, chunks = self.pod_logs.read(
+                target.namespace or "default", target.name, dict(request.query), request.client_gone
+            )
+            return Response(200, content_type=content_type, stream=chunks)
         if method == "GET":
             obj = self.service.get(target.rt, target.version, target.namespace, target.name)
             return self._object_response(request, target, obj)

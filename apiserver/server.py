@@ -41,7 +41,8 @@ class ApiServer:
     Serves HTTPS with a CA and bearer token created on first start and kept in `data_dir`;
     `write_kubeconfig` produces a kubeconfig for kubectl and the `kubernetes` client. `sync`
     ("full" or "normal", default `$SEDNA_APISERVER_SYNC` or "full") is how far a write is on
-    disk before it is answered.
+    disk before it is answered. `node_log_secret` lets it read workers' logs from their nodes'
+    LCs (`apiserver.podlogs`); without it `pods/<name>/log` answers 503.
     """
 
     def __init__(
@@ -54,8 +55,10 @@ class ApiServer:
         history_size: int = DEFAULT_HISTORY_SIZE,
         audit_log: Path | None = None,
         sync: str | None = None,
+        node_log_secret: str | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
+        self._node_log_secret = node_log_secret
         self.host = host
         self._requested_port = port
         self._crds = tuple(copy.deepcopy(dict(c)) for c in crds)
@@ -108,6 +111,7 @@ class ApiServer:
             stopping=self._stopping,
             server_address=lambda: f"{self.host}:{self.port}",
             request_log=self._request_log,
+            node_log_secret=self._node_log_secret,
         )
         try:
             self._http = ApiHttpServer(

@@ -138,6 +138,7 @@ class NodeState(WireModel):
     state: Literal["online", "offline"]
     time: datetime = Field(default_factory=utcnow)
     version: str = ""
+    log_port: int | None = None  # where the LC serves its workers' logs (``lc.logserver``)
 
 
 class ManifestItem(WireModel):

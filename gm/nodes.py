@@ -71,4 +71,7 @@ class NodeRecorder:
                 raise
             body = {"metadata": {"name": node, "labels": {"sedna.io/lc": "true"}}}
             self._core.create_node(body)
-        self._core.patch_node_status(node, {"status": {"conditions": [ready]}})
+        status: dict[str, object] = {"conditions": [ready]}
+        if online and state.log_port:  # where the API server reads its workers' logs
+            status["daemonEndpoints"] = {"kubeletEndpoint": {"Port": state.log_port}}
+        self._core.patch_node_status(node, {"status": status})

@@ -30,6 +30,7 @@ from broker import (
 )
 from lc.datasets import DatasetMonitor, DatasetObservation
 from lc.errors import InvalidReport, InvalidWorkerSpec
+from lc.logserver import LogServer
 from lc.metrics import LCMetrics
 from lc.report_server import ReportServer
 from lc.runtime import ProcessRuntime, WorkerStatus
@@ -96,6 +97,14 @@ class LocalController:
             metrics=self.metrics,
         )
         self.metrics.watch_workers(self.runtime.statuses, self.node)
+        token = settings.log_token.get_secret_value() if settings.log_token else None
+        self.logs = LogServer(
+            self.runtime,
+            node=self.node,
+            token=token,
+            host=settings.log_host,
+            port=settings.log_port,
+        )
         self.datasets = DatasetMonitor(self._on_dataset, period=settings.dataset_poll_period)
         self.staged = StagedJobs(self.node, settings.data_dir, self.outbox.put)
         self.desired = DesiredState()
@@ -116,6 +125,7 @@ class LocalController:
         """Serve reports, adopt running workers, then connect and follow the desired state."""
         self.reports.start()
         self.runtime.start()
+        self.logs.start()
         self.datasets.start()
         self.bus.subscribe(topics.down_filter(self.node), self._on_down)
         self.outbox.start()
@@ -153,6 +163,7 @@ class LocalController:
         self.bus.close()
         self.datasets.close()
         self.runtime.close()
+        self.logs.close()
         self.reports.close()
 
     def _presence_loop(self) -> None:
@@ -163,7 +174,7 @@ class LocalController:
             try:
                 self.bus.publish(
                     topics.state_topic(self.node),
-                    NodeState(state="online", version=VERSION),
+                    NodeState(state="online", version=VERSION, log_port=self.logs.port),
                     retain=True,
                 )
             except Exception as exc:

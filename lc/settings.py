@@ -24,6 +24,7 @@ __all__ = [
 ]
 
 DEFAULT_REPORT_PORT = 9100
+DEFAULT_LOG_PORT = 10350
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_MQTT_URL = "mqtt://127.0.0.1:1883"
 
@@ -37,6 +38,26 @@ SOURCES: dict[str, Source] = {
     ),
     "report_port": Source(
         "--port", "SEDNA_LC_PORT", "worker report port on 127.0.0.1, 0 = any free port", "PORT"
+    ),
+    "log_port": Source(
+        "--log-port",
+        "SEDNA_LC_LOG_PORT",
+        "port of the worker log endpoint the API server reads (like a kubelet's), 0 = any free",
+        "PORT",
+    ),
+    "log_host": Source(
+        "--log-address",
+        "SEDNA_LC_LOG_ADDRESS",
+        "address the log endpoint binds (the API server must reach it; default 127.0.0.1)",
+        "ADDRESS",
+    ),
+    "log_token": Source(
+        "--log-token",
+        "SEDNA_LC_LOG_TOKEN",
+        "token the API server shows to read this node's logs (prefer the variable); "
+        "unset: no logs are served",
+        "TOKEN",
+        secret=True,
     ),
     "redis_url": Source("--redis-url", "SEDNA_REDIS_URL", "Redis for the LC's state", "URL"),
     "mqtt_url": Source("--mqtt-url", "SEDNA_MQTT_URL", "broker", "URL"),
@@ -77,6 +98,9 @@ class LCSettings(ComponentSettings):
     node: str
     data_dir: Path
     report_port: int = Field(default=DEFAULT_REPORT_PORT, ge=0, le=65535)
+    log_port: int = Field(default=DEFAULT_LOG_PORT, ge=0, le=65535)
+    log_host: str = "127.0.0.1"
+    log_token: SecretStr | None = None
     redis_url: str = DEFAULT_REDIS_URL
     mqtt_url: str = DEFAULT_MQTT_URL
     mqtt_username: str | None = None

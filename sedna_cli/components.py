@@ -79,6 +79,8 @@ class ApiServerSettings(BaseModel):
     #: Where to write the kubeconfig once serving (the CA and token are made on first start).
     kubeconfig: Path
     sync: Literal["full", "normal"] | None = None
+    #: Whence each node's log token is derived (``apiserver.podlogs``); None: no node logs.
+    node_log_secret: SecretStr | None = None
 
 
 class ApiServerComponent:
@@ -95,6 +97,9 @@ class ApiServerComponent:
             port=settings.port,
             crds=crd_manifests(),
             sync=settings.sync,
+            node_log_secret=(
+                settings.node_log_secret.get_secret_value() if settings.node_log_secret else None
+            ),
         )
 
     def start(self) -> None:

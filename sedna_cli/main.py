@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from sedna_cli import cluster, crds, demo, ksm, run
+from sedna_cli import cluster, crds, demo, joblogs, ksm, run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_parser(subparsers)
     run.add_parsers(subparsers)
     demo.add_parser(subparsers)
+    joblogs.add_parser(subparsers)
     return parser
 
 

@@ -35,6 +35,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from pydantic import BaseModel, Field
 
+from apis import node_log_token
 from broker.localservices import (
     LocalService,
     MosquittoService,
@@ -199,6 +200,7 @@ class Stack:
             host=LOOPBACK,
             port=self.ports.port("apiServer", self.options.api_port),
             kubeconfig=self.kubeconfig,
+            node_log_secret=self._secret("node-log-secret"),
         )
         if self.options.processes == "none":
             self.apiserver = ApiServerComponent(settings)
@@ -248,6 +250,9 @@ class Stack:
                 "data_dir": self.data_dir / "lc" / node,
                 # A stable report port: workers adopted after a restart keep their LC_SERVER.
                 "report_port": self.ports.port(f"lc/{node}"),
+                # Where the API server reads the node's worker logs, with the node's own token.
+                "log_port": self.ports.port(f"lc/{node}/logs"),
+                "log_token": node_log_token(self._secret("node-log-secret"), node),
                 "redis_url": redis_url,
                 "mqtt_url": mqtt_url,
                 "mqtt_username": user,
