@@ -269,14 +269,15 @@ class LocalController:
                 env = {"LC_SERVER": self.report_url, TOKEN_ENV: self.tokens.token(namespace, name)}
                 self.runtime.ensure(pod, env=env)
             except InvalidWorkerSpec as exc:
-                log.error("cannot run worker: %s", exc, extra={"node": self.node, "worker": key})
+                where = {"node": self.node, "namespace": namespace, "worker": name}
+                log.error("cannot run worker: %s", exc, extra=where)
         # Only an empty payload or the manifest removes a worker, never a missing message.
         for status in self.runtime.statuses():
             key = f"{status.namespace}/{status.name}"
             if key in deleted or (wanted_workers is not None and key not in wanted_workers):
                 log.info(
                     "stopping a worker that is no longer wanted",
-                    extra={"node": self.node, "worker": status.name},
+                    extra={"node": self.node, "namespace": status.namespace, "worker": status.name},
                 )
                 self.runtime.remove(status.name, status.namespace)
         datasets = {

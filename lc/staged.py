@@ -85,6 +85,16 @@ class _Job:
     check: TriggerCheck | None = None
     last_sent: dict[str, float] = field(default_factory=dict)
 
+    def labels(self, node: str, **extra: object) -> dict[str, object]:
+        """The searchable log labels of this job on ``node`` (``sedna_cli.logs``) and ``extra``."""
+        return {
+            "job": self.name,
+            "kind": self.kind,
+            "namespace": self.namespace,
+            "node": node,
+            **extra,
+        }
+
 
 class StagedJobs:
     """The node's share of every staged job: dataset side and deploy side."""
@@ -125,7 +135,7 @@ class StagedJobs:
             dataset = JobDataset.model_validate(spec.get("dataset") or {})
             trigger = Trigger.model_validate((spec.get("trainSpec") or {}).get("trigger") or {})
         except ValidationError as exc:
-            log.error("staged job spec not usable: %s", exc, extra={"job": job.name})
+            log.error("staged job spec not usable: %s", exc, extra=job.labels(self.node))
             return
         ds = resources.get(f"Dataset/{job.namespace}/{dataset.name}")
         ds_spec = (ds or {}).get("spec") or {}
@@ -163,7 +173,7 @@ class StagedJobs:
                 if job.directive.deploy_node == self.node:
                     self._deploy_side(job)
             except Exception:
-                log.exception("staged job tick failed", extra={"job": job.name})
+                log.exception("staged job tick failed", extra=job.labels(self.node))
 
     def seconds_until_due(self) -> float:
         """How long the next tick may wait without delaying a trigger check."""
@@ -179,7 +189,7 @@ class StagedJobs:
         try:
             pending = splitter.poll()
         except OSError as exc:
-            log.warning("cannot read the dataset index: %s", exc, extra={"job": job.name})
+            log.warning("cannot read the dataset index: %s", exc, extra=job.labels(self.node))
             return
         if directive.stage is not Stage.TRAIN or directive.state is not StageState.WAITING:
             return
@@ -194,7 +204,7 @@ class StagedJobs:
         log.info(
             "train trigger fired: %s",
             result.reason,
-            extra={"job": job.name, "round": following, "samples": files.train},
+            extra=job.labels(self.node, round=following, samples=files.train),
         )
         self._report_cut(job, files.__dict__, resend=False, reason=result.reason)
 
@@ -243,7 +253,7 @@ class StagedJobs:
         starting = directive.stage is Stage.DEPLOY and directive.state is StageState.STARTING
         if action is not None and starting and action.round == directive.round:
             if state.get("round") != action.round:
-                state = {**state, **self._deploy(action)}
+                state = {**state, **self._deploy(action, job)}
                 self._save_deploy_state(job, state)
                 resend = False
             else:
@@ -261,11 +271,11 @@ class StagedJobs:
             try:
                 copy_atomically(Path(served), Path(target))
             except OSError as exc:
-                log.warning("cannot mirror the served model: %s", exc, extra={"job": job.name})
+                log.warning("cannot mirror the served model: %s", exc, extra=job.labels(self.node))
                 return
             self._save_deploy_state(job, {**state, "mirrored": served})
 
-    def _deploy(self, action: DeployAction) -> dict[str, Any]:
+    def _deploy(self, action: DeployAction, job: _Job) -> dict[str, Any]:
         """Carry out ``action``; what to remember (round, and the error or what was done)."""
         source = Path(action.model_url)
         if not source.is_file():
@@ -287,7 +297,7 @@ class StagedJobs:
                 done = f"{action.target_url} replaced by {source}"
         except OSError as exc:
             return {"round": action.round, "error": f"cannot put the model in place: {exc}"}
-        log.info("deployed: %s", done, extra={"round": action.round})
+        log.info("deployed: %s", done, extra=job.labels(self.node, round=action.round))
         return {"round": action.round, "message": done, "error": None}
 
     # -- the inference worker's reload reports ----------------------------------------------

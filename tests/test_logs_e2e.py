@@ -15,6 +15,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,8 @@ from kubernetes import client
 
 from gm.app import api_client_for
 from lc import podlogs
+from sedna_cli import joblogs
+from sedna_cli.main import main
 from sedna_cli.stack import Stack, StackOptions
 from tests.e2e import models
 from tests.services import wait_for
@@ -48,6 +51,15 @@ print("bye", flush=True)
 """
 
 
+@dataclass
+class Result:
+    """How a command ended and what it printed."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
 class Env:
     """The running stack, its kubeconfig and the two workers' stop files."""
 
@@ -58,17 +70,15 @@ class Env:
         self.api = api_client_for(str(stack.kubeconfig))
         self.stops = {"edge1": root / "stop-edge", "cloud0": root / "stop-cloud"}
         self.workers: dict[str, str] = {}  # node -> worker name
+        self.capsys: pytest.CaptureFixture[str]
 
-    def sedna(self, *args: str, kubeconfig: Path | None = None) -> subprocess.CompletedProcess:
-        """Run ``sedna`` from a directory with no data directory in it."""
-        return subprocess.run(
-            [*SEDNA, *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=self.root,
-            env=self.env(kubeconfig),
-        )
+    def logs(self, *args: str, kubeconfig: Path | None = None) -> Result:
+        """``sedna logs ARGS`` (the command's own entry point, in this process: a fresh Python
+        takes seconds to import on a loaded box; the follow tests run it as a process)."""
+        self.capsys.readouterr()
+        code = main(["logs", "--kubeconfig", str(kubeconfig or self.kubeconfig), *args])
+        out, err = self.capsys.readouterr()
+        return Result(code, out, err)
 
     def env(self, kubeconfig: Path | None = None) -> dict[str, str]:
         return {
@@ -94,7 +104,7 @@ def template(node: str, script: Path, stop: Path) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     root = tmp_path_factory.mktemp("logs-e2e")
     stack = Stack(StackOptions(data_dir=root / "sedna", nodes=["cloud0", "edge1"]))
     stack.start()
@@ -146,6 +156,12 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         stack.stop()
 
 
+@pytest.fixture
+def env(stack_env: Env, capsys: pytest.CaptureFixture[str]) -> Env:
+    stack_env.capsys = capsys
+    return stack_env
+
+
 def test_the_edge_workers_log_lives_on_edge1_in_the_pod_layout(env: Env) -> None:
     worker = env.workers["edge1"]
     edge_root = env.stack.data_dir / "lc" / "edge1" / "var" / "log"
@@ -159,22 +175,22 @@ def test_the_edge_workers_log_lives_on_edge1_in_the_pod_layout(env: Env) -> None
 def test_logs_of_a_worker_on_another_node_and_grep(env: Env) -> None:
     worker = env.workers["edge1"]
     wait_for(
-        lambda: "needle-7781" in env.sedna("logs", JOB, "--worker", worker).stdout,
+        lambda: any("needle" in line for line in joblogs.worker_log(env.api, "default", worker)),
         30,
         "the edge worker's third tick",
     )
-    shown = env.sedna("logs", JOB, "--worker", worker)
+    shown = env.logs(JOB, "--worker", worker)
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.startswith(f"hello from {worker}\ntick 1\n")
 
-    everyone = env.sedna("logs", JOB, "--grep", "needle-7781")
+    everyone = env.logs(JOB, "--grep", "needle-7781")
     assert everyone.returncode == 0, everyone.stderr
     lines = everyone.stdout.splitlines()
     assert f"[{worker}] found the needle-7781 here" in lines
     assert all("needle-7781" in line for line in lines)
     assert {line.split("]")[0][1:] for line in lines} == set(env.workers.values())
 
-    tail = env.sedna("logs", JOB, "--worker", worker, "--tail", "2")
+    tail = env.logs(JOB, "--worker", worker, "--tail", "2")
     assert len(tail.stdout.splitlines()) == 2 and "hello" not in tail.stdout
 
     # kubectl reads the same route (kubectl logs needs a Pod object; the raw path does not).
@@ -212,7 +228,7 @@ def _ticks(lines: list[str]) -> list[int]:
 
 def test_follow_shows_new_lines_and_ends_with_the_worker(env: Env) -> None:
     worker = env.workers["edge1"]
-    before = _ticks(env.sedna("logs", JOB, "--worker", worker).stdout.splitlines())
+    before = _ticks(env.logs(JOB, "--worker", worker).stdout.splitlines())
     follow, lines = _follow(env, JOB, "--worker", worker, "-f")
     try:
         # Lines the worker writes after the command started reach it.
@@ -246,7 +262,7 @@ def test_a_wrong_token_is_refused_by_the_api_and_by_the_lc(env: Env, tmp_path: P
         user["user"]["token"] = "not-the-token"
     wrong = tmp_path / "kubeconfig"
     wrong.write_text(yaml.safe_dump(config))
-    refused = env.sedna("logs", JOB, kubeconfig=wrong)
+    refused = env.logs(JOB, kubeconfig=wrong)
     assert refused.returncode == 1 and "401" in refused.stderr and refused.stdout == ""
 
     # The LC's own endpoint (where the Node status says it is) takes only the node's token.
@@ -260,14 +276,14 @@ def test_a_wrong_token_is_refused_by_the_api_and_by_the_lc(env: Env, tmp_path: P
 
 
 def test_unknown_names_and_an_unreachable_node_are_named(env: Env) -> None:
-    missing = env.sedna("logs", "no-such-job")
+    missing = env.logs("no-such-job")
     assert missing.returncode == 1
     assert "no job named 'no-such-job' in namespace 'default'" in missing.stderr
 
-    elsewhere = env.sedna("logs", JOB, "-n", "other")
+    elsewhere = env.logs(JOB, "-n", "other")
     assert "in namespace 'other'" in elsewhere.stderr
 
-    worker = env.sedna("logs", JOB, "--worker", "no-such-worker")
+    worker = env.logs(JOB, "--worker", "no-such-worker")
     assert worker.returncode == 1
     assert "has no worker 'no-such-worker'" in worker.stderr
     assert env.workers["edge1"] in worker.stderr  # the workers it has
@@ -278,7 +294,7 @@ def test_unknown_names_and_an_unreachable_node_are_named(env: Env) -> None:
         "edge1", {"status": {"daemonEndpoints": {"kubeletEndpoint": {"Port": 1}}}}
     )
     try:
-        down = env.sedna("logs", JOB, "--worker", env.workers["edge1"])
+        down = env.logs(JOB, "--worker", env.workers["edge1"])
         assert down.returncode == 1
         assert "node edge1 is unreachable at 127.0.0.1:1" in down.stderr
     finally:
