@@ -21,7 +21,7 @@ from apiserver import errors as err
 from apiserver.builtins import CUSTOM_RESOURCE_DEFINITIONS, NAMESPACES, PROTECTED_NAMESPACES
 from apiserver.crds import resource_type_from_crd
 from apiserver.errors import ApiError, FieldError, Status, StatusDetails
-from apiserver.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
+from apiserver.patch import PatchError, json_copy, json_patch, merge_patch, strategic_merge_patch
 from apiserver.registry import Registry
 from apiserver.resources import ResourceType
 from apiserver.schema import apply_defaults, drop_nulls, prune, validate
@@ -99,9 +99,10 @@ def _meta(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def _without_rv(obj: dict[str, Any]) -> str:
-    clone = copy.deepcopy(obj)
-    clone.get("metadata", {}).pop("resourceVersion", None)
-    clone.pop("apiVersion", None)
+    clone = {key: value for key, value in obj.items() if key != "apiVersion"}  # no deep copy:
+    meta = obj.get("metadata")  # nothing below is modified
+    if isinstance(meta, dict):
+        clone["metadata"] = {key: value for key, value in meta.items() if key != "resourceVersion"}
     return canonical_json(clone)
 
 
@@ -387,7 +388,7 @@ class ObjectService:
         self, rt: ResourceType, old: dict[str, Any], new: dict[str, Any], subresource: str | None
     ) -> dict[str, Any]:
         if subresource == "status":
-            result = copy.deepcopy(old)
+            result = json_copy(old)
             if "status" in new:
                 result["status"] = new["status"]
             else:
@@ -396,7 +397,7 @@ class ObjectService:
         result = new
         if rt.status:
             if "status" in old:
-                result["status"] = copy.deepcopy(old["status"])
+                result["status"] = json_copy(old["status"])
             else:
                 result.pop("status", None)
         meta = _meta(result)
@@ -438,7 +439,7 @@ class ObjectService:
         self.serve(rt, version, new)
         self._validate(rt, version, new)
         meta["resourceVersion"] = old_meta.get("resourceVersion")
-        if _without_rv(new) == _without_rv(self.serve(rt, version, copy.deepcopy(old))):
+        if _without_rv(new) == _without_rv(self.serve(rt, version, json_copy(old))):
             return new, False
         if opts.dry_run:
             return new, False
@@ -530,7 +531,7 @@ class ObjectService:
                 self._insert(txn, rt, obj, opts)
                 result, created = obj, True
             else:
-                current = self.serve(rt, version, copy.deepcopy(old))
+                current = self.serve(rt, version, json_copy(old))
                 patched = self._apply_patch(rt, current, content_type, body, name)
                 obj = self._check_type_meta(rt, version, patched)
                 warnings = self._decode(rt, version, obj, opts)

@@ -18,16 +18,33 @@ class PatchError(ValueError):
         self.malformed = malformed
 
 
+def json_copy(value: Any) -> Any:
+    """A deep copy of a JSON document (dicts, lists, scalars): ``copy.deepcopy`` without its
+    memo and dispatch, several times faster on the objects every write copies."""
+    if isinstance(value, dict):
+        return {key: json_copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [json_copy(item) for item in value]
+    return value
+
+
 def merge_patch(target: Any, patch: Any) -> Any:
     """Apply an RFC 7386 JSON merge patch: objects merge, `null` deletes, the rest replaces."""
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+        return json_copy(patch)
+    return _merge_into(json_copy(target) if isinstance(target, dict) else {}, patch)
+
+
+def _merge_into(result: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``patch`` into ``result``, a copy the caller owns (copied once, not per level)."""
     for key, value in patch.items():
         if value is None:
             result.pop(key, None)
+        elif isinstance(value, dict):
+            inner = result.get(key)
+            result[key] = _merge_into(inner if isinstance(inner, dict) else {}, value)
         else:
-            result[key] = merge_patch(result.get(key), value)
+            result[key] = json_copy(value)
     return result
 
 
