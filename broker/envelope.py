@@ -83,6 +83,10 @@ class WireModel(BaseModel):
     @classmethod
     def from_bytes(cls, payload: bytes | bytearray | str) -> Self:
         """Decode a payload; raise `MalformedMessage` naming what is wrong."""
+        try:  # the common case in one pass of pydantic's own JSON parser
+            return cls.model_validate_json(payload)
+        except ValidationError:
+            pass  # say precisely what is wrong, below
         name = cls.__name__
         if isinstance(payload, bytes | bytearray):
             try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -30,6 +31,24 @@ from broker.topics import UpTopic, ack_topic, validate_node
 __all__ = ["Outbox", "OutboxSettings", "OutboxStats"]
 
 log = logging.getLogger(__name__)
+
+
+# Numbers and stores a group of messages atomically. KEYS: seq counter, entries hash, order
+# sorted set; ARGV: how many, then per message its id and its entry's JSON before and after
+# the seq. Returns the first seq.
+_STORE = """
+local n = tonumber(ARGV[1])
+local last = redis.call('INCRBY', KEYS[1], n)
+local first = last - n + 1
+for i = 0, n - 1 do
+  local id = ARGV[2 + 3 * i]
+  local seq = first + i
+  redis.call('HSET', KEYS[2], id, ARGV[3 + 3 * i] .. string.format('%d', seq) .. ARGV[4 + 3 * i])
+  redis.call('ZADD', KEYS[3], seq, id)
+end
+return first
+"""
+_SEQ_FIELD = '"seq":0,'
 
 
 class OutboxSettings(BaseModel):
@@ -55,6 +74,8 @@ class OutboxStats:
     broker_acked: int = 0
     acked: int = 0
     rounds: int = 0  # passes of the sender over its window
+    puts: int = 0  # messages stored
+    commits: int = 0  # Redis commits that stored them (group commit: fewer than puts)
 
 
 class _Entry(BaseModel):
@@ -67,12 +88,24 @@ class _Entry(BaseModel):
 
 
 @dataclass
+class _Put:
+    """One caller's message waiting for the group commit, and its outcome."""
+
+    topic: str
+    payload: dict[str, Any]
+    envelope: Envelope | None = None
+    error: BaseException | None = None
+    finished: bool = False
+
+
+@dataclass
 class _Flight:
     """A pending message in the sender's window and when it was last published."""
 
     entry: _Entry
     sent: float | None = None
     order: int = 0  # when it was last published, counted in publishes
+    acked: bool = False
 
 
 class Outbox:
@@ -97,9 +130,14 @@ class Outbox:
         self._seq_key = f"{base}:seq"
         self._order_key = f"{base}:order"  # sorted set: id scored by seq
         self._entries_key = f"{base}:entries"  # hash: id -> _Entry JSON
-        self._put_lock = threading.Lock()  # seq order == storage order, so the window is exact
+        self._put_lock = threading.Lock()  # held by the caller committing the queued puts
+        self._queue_lock = threading.Lock()
+        self._queued: list[_Put] = []  # puts waiting for the next group commit
+        self._store_script = store.register_script(_STORE)
         self._window_lock = threading.Lock()
         self._window: dict[str, _Flight] = {}  # insertion order == seq order
+        self._fresh: list[_Flight] = []  # in the window, never published yet (seq order)
+        self._published_order: deque[_Flight] = deque()  # published, oldest publish first
         self._loaded_seq = 0
         self._published = 0  # publishes so far, to order them
         self._acked_order = 0  # the latest publish the GM acknowledged
@@ -129,32 +167,61 @@ class Outbox:
     def put(self, kind: str, namespace: str, name: str, payload: dict[str, Any]) -> Envelope:
         """Persist an upstream message about one resource, then let the sender publish it.
 
-        Returns the envelope (with its id and sequence number). Raises `StoreUnavailable` if
-        Redis does not answer within ``put_timeout``; nothing is published then.
+        Returns the envelope (with its id and sequence number) once it is in Redis. Concurrent
+        callers share one commit (group commit: the first waiting caller writes every message
+        queued meanwhile, in two round trips). Raises `StoreUnavailable` if Redis does not answer
+        within ``put_timeout``; nothing is published then.
         """
-        topic = str(UpTopic(self.node, kind, namespace, name))
+        request = _Put(str(UpTopic(self.node, kind, namespace, name)), payload)
+        with self._queue_lock:
+            self._queued.append(request)
+        with self._put_lock:  # seq order == storage order, so the window is exact
+            if not request.finished:
+                with self._queue_lock:
+                    batch, self._queued = self._queued, []
+                self._commit(batch)
+        if request.error is not None:
+            raise request.error
+        assert request.envelope is not None
+        log.debug(
+            "outbox put",
+            extra={"node": self.node, "id": request.envelope.id, "seq": request.envelope.seq},
+        )
+        return request.envelope
+
+    def _commit(self, batch: list[_Put]) -> None:
+        """Number and store ``batch`` in one Redis command (the caller holds the put lock);
+        wake the sender."""
         timeout = self.settings.put_timeout
-        with self._put_lock:
-            seq = retry_redis(
-                lambda: int(self._redis.incr(self._seq_key)),
-                what="outbox seq",
-                timeout=timeout,
-                stop=self._stop,
+        envelopes = [Envelope(seq=0, node=self.node, payload=r.payload) for r in batch]
+        args: list[str | int] = [len(batch)]
+        for request, envelope in zip(batch, envelopes, strict=True):
+            raw = _Entry(topic=request.topic, envelope=envelope).model_dump_json(by_alias=True)
+            cut = raw.index(_SEQ_FIELD) + len(_SEQ_FIELD) - 2  # just after '"seq":'
+            args += [envelope.id, raw[:cut], raw[cut + 1 :]]  # the stored JSON around its seq
+        keys = [self._seq_key, self._entries_key, self._order_key]
+        try:
+            # A retry after a lost reply numbers the same ids again: each is stored once.
+            first = int(
+                retry_redis(
+                    lambda: self._store_script(keys=keys, args=args),
+                    what="outbox put",
+                    timeout=timeout,
+                    stop=self._stop,
+                )
             )
-            envelope = Envelope(seq=seq, node=self.node, payload=payload)
-            raw = _Entry(topic=topic, envelope=envelope).model_dump_json(by_alias=True)
-
-            def store() -> None:
-                # Idempotent, so a retry after a lost reply is harmless.
-                pipe = self._redis.pipeline(transaction=True)
-                pipe.hset(self._entries_key, envelope.id, raw)
-                pipe.zadd(self._order_key, {envelope.id: seq})
-                pipe.execute()
-
-            retry_redis(store, what="outbox put", timeout=timeout, stop=self._stop)
-        log.debug("outbox put", extra={"node": self.node, "id": envelope.id, "seq": seq})
-        self._wake.set()
-        return envelope
+        except Exception as exc:  # StoreUnavailable: every caller of the batch gets it
+            for request in batch:
+                request.error = exc
+        else:
+            for offset, (request, envelope) in enumerate(zip(batch, envelopes, strict=True)):
+                request.envelope = envelope.model_copy(update={"seq": first + offset})
+            self._count("puts", len(batch))
+            self._count("commits")
+            self._wake.set()
+        finally:
+            for request in batch:
+                request.finished = True
 
     def ack(self, ids: Iterable[str]) -> int:
         """Remove acknowledged messages; return how many were pending."""
@@ -175,6 +242,7 @@ class Outbox:
             for message_id in ids:
                 flight = self._window.pop(message_id, None)
                 if flight is not None:
+                    flight.acked = True
                     self._acked_order = max(self._acked_order, flight.order)
                     self._last_ack = time.monotonic()
         if was_full:  # room for messages waiting behind the window
@@ -265,31 +333,50 @@ class Outbox:
         entries, last_seq = retry_redis(read, what="outbox read", stop=self._stop)
         with self._window_lock:
             for entry in entries:
-                self._window.setdefault(entry.envelope.id, _Flight(entry))
+                if entry.envelope.id not in self._window:
+                    flight = self._window[entry.envelope.id] = _Flight(entry)
+                    self._fresh.append(flight)
             self._loaded_seq = max(self._loaded_seq, last_seq)
 
     def _send_due(self) -> float:
-        """Publish what is due; return how long to sleep before the next round."""
+        """Publish what is due; return how long to sleep before the next round.
+
+        Looks only at the messages never published and at the oldest publishes that are due
+        for a look (published ``resend_after`` ago), not at the whole window: a round costs
+        what it sends, however many messages wait for their ack.
+        """
         if not self._bus.connected.is_set():
             # paho holds what was already handed to it; new sends wait for the connection.
             self._bus.wait_connected(self.settings.poll_interval)
             return 0.0 if self._bus.connected.is_set() else self.settings.poll_interval
         self._fill_window()
-        with self._window_lock:
-            flights = list(self._window.values())
         now = time.monotonic()
         resend_after = self.settings.resend_after
         next_due = now + self.settings.poll_interval
+        lost: list[_Flight] = []
         with self._window_lock:
             stalled = now - self._last_ack >= resend_after
             acked_order = self._acked_order
-        for flight in flights:
-            envelope = flight.entry.envelope
-            if flight.sent is not None and not self._lost(flight, now, stalled, acked_order):
-                due = flight.sent + resend_after
-                # Overdue but not lost (the GM is busy): look again later, never spin.
-                next_due = min(next_due, due if due > now else now + self.settings.poll_interval)
+            published = self._published_order
+            while published:
+                flight = published[0]
+                if flight.acked:
+                    published.popleft()
+                    continue
+                assert flight.sent is not None
+                if now - flight.sent < resend_after:
+                    next_due = min(next_due, flight.sent + resend_after)
+                    break
+                if not self._lost(flight, now, stalled, acked_order):
+                    # Overdue but not lost (the GM is busy): look again later, never spin.
+                    # Every later publish has a later order, so none of them is lost either.
+                    break
+                lost.append(published.popleft())
+            fresh, self._fresh = self._fresh, []
+        for flight in lost + fresh:
+            if flight.acked:
                 continue
+            envelope = flight.entry.envelope
             self._count("sent")
             if flight.sent is not None:
                 self._count("resent")
@@ -299,9 +386,11 @@ class Outbox:
                 )
             future = self._bus.publish_async(flight.entry.topic, envelope)
             future.add_done_callback(self._on_published(flight.entry))
-            flight.sent = now
-            self._published += 1
-            flight.order = self._published
+            with self._window_lock:
+                flight.sent = now
+                self._published += 1
+                flight.order = self._published
+                published.append(flight)
             next_due = min(next_due, now + resend_after)
         return max(0.0, next_due - time.monotonic())
 
