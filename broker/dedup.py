@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import redis
 
@@ -13,14 +15,23 @@ __all__ = ["Dedup"]
 
 DEFAULT_TTL = 7 * 24 * 3600.0
 
+# Marks every key in KEYS applied for ARGV[1] ms: one command for a whole batch of ids.
+_MARK = """
+for _, key in ipairs(KEYS) do
+  redis.call('SET', key, 'applied', 'PX', ARGV[1])
+end
+return #KEYS
+"""
+
 
 class Dedup:
     """Remembers the ids of applied upstream messages for ``ttl`` seconds.
 
-    The receiver checks `applied` and calls `mark_applied` once the message is durably applied
-    (an apply that is idempotent for copies), so a crash between the two re-applies a copy
-    harmlessly instead of losing it. `seen_before` claims an id atomically (``SET NX PX``) for
-    callers whose apply is not idempotent; `forget` releases such a claim. Waits for Redis
+    The receiver checks a batch with `applied_ids` and marks the ids it applies with `commit`,
+    in the same Redis transaction as the applied state's writes, so an id is marked exactly when
+    its effect is durable. `applied` and `mark_applied` do the same for one id. `seen_before`
+    claims an id atomically (``SET NX PX``) for callers whose apply is not idempotent; `forget`
+    releases such a claim. Waits for Redis
     across restarts (never raises on a connection error unless ``timeout`` is set).
     """
 
@@ -71,6 +82,35 @@ class Dedup:
                 stop=self._stop,
             )
         )
+
+    def applied_ids(self, message_ids: Sequence[str]) -> list[str]:
+        """Those of ``message_ids`` marked applied (one round trip for all of them)."""
+        if not message_ids:
+            return []
+        keys = [self._key(i) for i in message_ids]
+        found = retry_redis(
+            lambda: self._redis.mget(keys),
+            what="dedup check",
+            timeout=self._timeout,
+            stop=self._stop,
+        )
+        return [i for i, value in zip(message_ids, found, strict=True) if value is not None]
+
+    def commit(self, message_ids: Sequence[str], writes: Callable[[Any], None]) -> None:
+        """Mark ``message_ids`` applied in one transaction (``MULTI/EXEC``) with ``writes``
+        (a function queueing the applied state's own writes on the pipeline), so both are
+        durable or neither is. Retried whole until Redis answers: every write must be
+        idempotent (a retry after a lost reply repeats a committed transaction)."""
+        keys = [self._key(i) for i in message_ids]
+
+        def run() -> None:
+            pipe = self._redis.pipeline(transaction=True)
+            writes(pipe)
+            if keys:
+                pipe.eval(_MARK, len(keys), *keys, self._ttl_ms)
+            pipe.execute()
+
+        retry_redis(run, what="dedup commit", timeout=self._timeout, stop=self._stop)
 
     def mark_applied(self, message_id: str) -> None:
         """Remember ``message_id`` as applied, after applying it durably."""

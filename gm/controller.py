@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import redis
@@ -28,7 +28,8 @@ from apis import (
     parse_resource,
     to_canonical,
 )
-from broker import BusClient, BusMessage, Envelope, UpTopic, topics
+from broker import BusClient, BusMessage, topics
+from broker.upstream import Upstream
 from gm import status as status_rules
 from gm.downstream import (
     DownstreamPublisher,
@@ -47,7 +48,7 @@ from gm.ports import ensure_ports, job_token
 from gm.records import Records
 from gm.settings import GMSettings
 from gm.statuswriter import StatusWriter, folded, job_status
-from gm.upstream import UpstreamRecorder
+from gm.upstream import RecordedBatch, UpstreamRecorder
 from gm.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
@@ -116,9 +117,10 @@ class GlobalManager:
         """Called with (node, "online"/"offline") whenever an LC's state changes."""
         return self.nodes.listeners
 
-    def apply_upstream(self, topic: UpTopic, envelope: Envelope) -> None:
-        """Record one upstream message (called once per message id by the receiver)."""
-        self.upstream.apply(topic, envelope)
+    def apply_upstream(self, batch: Sequence[Upstream]) -> RecordedBatch:
+        """Record a batch of upstream messages (each id once, by the receiver, which commits
+        the returned writes with the ids' marks)."""
+        return self.upstream.apply(batch)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -262,7 +264,9 @@ class GlobalManager:
             self.metrics.reconciles.labels(
                 kind=kind, result="conflict" if conflict else "error"
             ).inc()
-            if not conflict:
+            if conflict:
+                self._refresh(kid, namespace, name)
+            else:
                 log.error("reconcile failed: %s %s", exc.status, exc.reason, extra=where)
             return False
         except Exception as exc:
@@ -272,6 +276,21 @@ class GlobalManager:
         self.metrics.reconciles.labels(kind=kind, result="ok").inc()
         self.metrics.reconcile_seconds.labels(kind=kind).observe(time.monotonic() - started)
         return True
+
+    def _refresh(self, kid: str, namespace: str, name: str) -> None:
+        """After a 409, read the object once into the cache, so the retry (after the queue's
+        short backoff) writes on top of the newer version instead of waiting for the watch."""
+        info = self._kinds[kid]
+        try:
+            fresh = self._custom.get_namespaced_custom_object(
+                info.group, info.version, namespace, info.plural, name
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                log.warning("refresh after a conflict failed: %s", exc.status)
+            return
+        if isinstance(fresh, dict) and fresh.get("metadata"):
+            self.informers[kid].observe(fresh)
 
     def reconcile(self, key: str) -> None:
         """Bring one resource's workers, downstream messages and status in line with its spec."""

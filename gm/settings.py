@@ -41,6 +41,14 @@ SOURCES: dict[str, Source] = {
         "--lease-namespace", "SEDNA_GM_LEASE_NAMESPACE", "namespace of the Lease"
     ),
     "workers": Source("--workers", "SEDNA_GM_WORKERS", "reconcile threads"),
+    "upstream_workers": Source(
+        "--upstream-workers",
+        "SEDNA_GM_UPSTREAM_WORKERS",
+        "threads applying upstream message batches (each owns a share of the objects)",
+    ),
+    "upstream_batch": Source(
+        "--upstream-batch", "SEDNA_GM_UPSTREAM_BATCH", "most upstream messages in one batch"
+    ),
     "kb_server": Source(
         "--kb-server",
         "SEDNA_KB_SERVER",
@@ -69,6 +77,8 @@ class GMSettings(ComponentSettings):
     lease_name: str = "sedna-gm"
     lease_duration: float = Field(default=15.0, gt=1)
     workers: int = Field(default=4, ge=1, le=64)
+    upstream_workers: int = Field(default=1, ge=1, le=16)
+    upstream_batch: int = Field(default=500, ge=1, le=10000)
     kb_server: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/\S*)?$")
 
 

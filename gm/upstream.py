@@ -1,27 +1,35 @@
-"""The GM's end of upstream messages: decode once, record, and queue the object's status write.
+"""The GM's end of upstream messages: decode, check, coalesce per object, record in batches.
 
-``broker.upstream.UpstreamReceiver`` calls :meth:`UpstreamRecorder.apply` for every message id it
-has not seen applied, and acknowledges the message when ``apply`` returns. ``apply`` decodes the
-payload into the typed union (``apis.messages.parse_upstream``), records it durably
-(``gm.records``) and puts the object's key on the work queue, whose reconcile computes and
-writes the status. Before that, node authorization (``gm.noderestriction``): a message about
-what the GM did not place on the sending node is refused. A refused message, like a payload that
-can never be applied, is counted, logged and dropped (returned from, so it is acknowledged and
-not re-sent for ever).
+``broker.upstream.UpstreamReceiver`` calls :meth:`UpstreamRecorder.apply` with each batch of
+messages whose ids it has not seen applied. ``apply`` decodes every payload into the typed union
+(``apis.messages.parse_upstream``) and checks it against node authorization
+(``gm.noderestriction``: a message about what the GM did not place on the sending node is
+refused), then merges the good ones into their records (``gm.records``), coalesced: per object
+and subject one record write for the whole batch, the latest value of each key winning. It
+returns the records' writes, which the receiver commits in one Redis transaction with the ids'
+"applied" marks; once committed, the records are kept in memory and each changed object's key
+is queued once, so a batch with many workers' phase changes of one job is one status write.
+
+A refused message, like a payload that can never be applied, is counted, logged and dropped
+(marked applied and acknowledged, so it is not re-sent for ever); it never holds up the rest of
+its batch.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from pydantic import ValidationError
 
 from apis import KINDS, KindInfo, WorkerMessage, parse_upstream
 from broker import Envelope, MalformedMessage, UpTopic
+from broker.upstream import Upstream
 from gm.metrics import GMMetrics
 from gm.noderestriction import Lookup, refusal
-from gm.records import Records
+from gm.records import Message, Records, StagedRecords
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +45,26 @@ def find_kind(kind: str, api_version: str | None) -> KindInfo:
     raise MalformedMessage(f"no served kind {kind!r} in {api_version!r}")
 
 
+class RecordedBatch:
+    """A batch merged into records: its writes for the commit, then memory and the work queue."""
+
+    def __init__(self, staged: StagedRecords, enqueue: Callable[[str], None]) -> None:
+        self.staged = staged
+        self._enqueue = enqueue
+
+    def write(self, pipe: Any) -> None:
+        """Queue the records' writes on the receiver's transaction."""
+        self.staged.write(pipe)
+
+    def done(self) -> None:
+        """Keep the committed records and queue each changed object's key once."""
+        self.staged.done()
+        for key in self.staged.keys:
+            self._enqueue(key)
+
+
 class UpstreamRecorder:
-    """Turns upstream envelopes into records and queued status writes."""
+    """Turns batches of upstream envelopes into coalesced records and queued status writes."""
 
     def __init__(
         self,
@@ -54,8 +80,33 @@ class UpstreamRecorder:
         self._metrics = metrics
         self._sent = sent  # what the GM placed on each node: the ground of node authorization
 
-    def apply(self, topic: UpTopic, envelope: Envelope) -> None:
-        """Record one upstream message; raises only when it must be re-sent (Redis gone)."""
+    def apply(self, batch: Sequence[Upstream]) -> RecordedBatch:
+        """Decode, check and merge a batch (nothing is durable until the receiver commits)."""
+        staged = self._records.stage()
+        verdicts: dict[tuple[UpTopic, str], str | None] = {}  # node authorization, per batch
+        counted: Counter[str] = Counter()  # good messages per kind, every one of them
+        for item in batch:
+            checked = self._check(item.topic, item.envelope, verdicts)
+            if checked is not None:
+                key, message = checked
+                counted[item.topic.kind] += 1
+                staged.add(key, item.envelope, message)
+        for kind, n in counted.items():
+            self._metrics.upstream.labels(kind=kind).inc(n)
+        for error in staged.seal():
+            self._metrics.malformed.labels(source="payload").inc()
+            log.error("dropping a record that does not decode: %s", error)
+        return RecordedBatch(staged, self._enqueue)
+
+    def _check(
+        self,
+        topic: UpTopic,
+        envelope: Envelope,
+        verdicts: dict[tuple[UpTopic, str], str | None],
+    ) -> tuple[str, Message] | None:
+        """The object key and typed message of a message that may be applied, else None
+        (counted and logged). ``verdicts`` holds the batch's authorization answers by topic and
+        subject (what the GM placed does not change within a batch)."""
         try:
             message = parse_upstream(envelope.payload)
             api_version = message.owner_api_version if isinstance(message, WorkerMessage) else None
@@ -67,8 +118,12 @@ class UpstreamRecorder:
                 exc,
                 extra={"node": envelope.node, "kind": topic.kind, "job": topic.name},
             )
-            return
-        reason = refusal(topic, message, self._sent)
+            return None
+        asked = (topic, message.subject)
+        if asked in verdicts:
+            reason = verdicts[asked]
+        else:
+            reason = verdicts[asked] = refusal(topic, message, self._sent)
         if reason is not None:
             self._metrics.refused.labels(node=topic.node, reason=reason).inc()
             log.warning(
@@ -76,11 +131,8 @@ class UpstreamRecorder:
                 reason,
                 extra={"node": topic.node, "kind": topic.kind, "job": topic.name},
             )
-            return
-        self._metrics.upstream.labels(kind=topic.kind).inc()
-        if isinstance(message, WorkerMessage):
+            return None
+        if isinstance(message, WorkerMessage) and message.node != topic.node:
             # The node is the one the broker authorised, whatever the payload says.
             message = message.model_copy(update={"node": topic.node})
-        key = self._key_of(info, topic.namespace, topic.name)
-        if self._records.record(key, envelope, message):
-            self._enqueue(key)
+        return self._key_of(info, topic.namespace, topic.name), message

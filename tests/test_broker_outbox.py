@@ -15,12 +15,10 @@ import pytest
 
 from broker.client import BusClient
 from broker.dedup import Dedup
-from broker.envelope import Envelope
 from broker.localservices import MosquittoService, RedisService
 from broker.outbox import Outbox, OutboxSettings
 from broker.store import connect_redis
-from broker.topics import UpTopic
-from broker.upstream import UpstreamReceiver
+from broker.upstream import NothingToWrite, Upstream, UpstreamReceiver
 from tests.services import wait_for
 
 FAST = OutboxSettings(resend_after=0.5, poll_interval=0.1, put_timeout=None)
@@ -33,11 +31,17 @@ class Gm:
     applied: Counter[int] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
     delay: float = 0.0  # seconds per message: a busy GM
+    batch_max: int = 500
 
-    def apply(self, topic: UpTopic, envelope: Envelope) -> None:
-        time.sleep(self.delay)
-        with self.lock:
-            self.applied[envelope.payload["i"]] += 1
+    def apply(self, batch: list[Upstream]) -> NothingToWrite:
+        time.sleep(self.delay * len(batch))
+
+        def count() -> None:  # once the receiver committed the batch's marks
+            with self.lock:
+                for item in batch:
+                    self.applied[item.envelope.payload["i"]] += 1
+
+        return NothingToWrite(count)
 
     def snapshot(self) -> Counter[int]:
         with self.lock:
@@ -74,7 +78,7 @@ class Bus:
     def start_gm(self) -> BusClient:
         client = self.make_client(f"gm-{self.node}", self.mosquitto.settings(), start=False)
         dedup = Dedup(connect_redis(self.redis.url), key_prefix=f"seen-{self.node}")
-        UpstreamReceiver(client, dedup, self.gm.apply).start()
+        UpstreamReceiver(client, dedup, self.gm.apply, batch_max=self.gm.batch_max).start()
         client.start(wait=10)
         return client
 
@@ -163,6 +167,7 @@ def test_put_waits_for_redis_to_come_back(bus: Bus) -> None:
 def test_a_busy_gm_working_through_a_backlog_gets_no_copies(bus: Bus) -> None:
     """Acks keep coming, only slowly: nothing looks lost, so nothing is re-sent."""
     bus.gm.delay = 0.1  # 20 messages take 2 s, four times the re-send delay
+    bus.gm.batch_max = 1  # one ack per message: acks keep coming, each slowly
     outbox = bus.start_lc()
     bus.start_gm()
     started = time.monotonic()

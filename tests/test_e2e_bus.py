@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from broker.upstream import Upstream
 from gm.app import GMApp
 from lc import settings as lc_settings
 from lc.agent import LocalController
@@ -121,15 +122,14 @@ def test_every_report_arrives_exactly_once_through_outages(
     applied: list[tuple[str, int]] = []
 
     def record_applied_reports(app: GMApp) -> None:
-        original = app.manager.apply_upstream
+        def recording(batch: list[Upstream]) -> None:  # each committed batch
+            for item in batch:
+                payload = item.envelope.payload
+                info = (payload.get("output") or {}).get("taskInfo") or {}
+                if "inferenceNumber" in info:
+                    applied.append((payload["worker"], info["inferenceNumber"]))
 
-        def recording(topic: Any, envelope: Any) -> None:
-            original(topic, envelope)
-            info = (envelope.payload.get("output") or {}).get("taskInfo") or {}
-            if "inferenceNumber" in info:
-                applied.append((envelope.payload["worker"], info["inferenceNumber"]))
-
-        app.receiver._apply = recording
+        app.receiver.listeners.append(recording)
 
     assert cluster.stack.gm is not None
     record_applied_reports(cluster.stack.gm)

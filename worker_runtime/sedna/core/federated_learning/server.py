@@ -114,8 +114,6 @@ class AggregationServer:
         # update completes the round.
         self._closing = threading.Lock()
         self._error: BaseException | None = None
-        #: The nodes of the last round this process aggregated, repeated in the final report.
-        self._last_nodes: list[dict[str, Any]] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -324,7 +322,6 @@ class AggregationServer:
         started = time.perf_counter()
         round_number, updates, names = self.coordinator.begin_aggregation()
         nodes = [{**node, "lastRound": round_number} for node in self.coordinator.contributors()]
-        self._last_nodes = nodes
         previous = self.coordinator.latest
         self.rule.configure_round(
             round_number, list(previous.tensors) if previous is not None else None
@@ -380,16 +377,13 @@ class AggregationServer:
         assert final is not None
         # The model file at MODEL_URL is the training workers' (their estimator's own save);
         # the aggregator's global models stay in its checkpoints.
-        # The final report stands on its own: the GM keeps each worker's latest message, so the
-        # last round's per-node figures must not depend on that round's report landing first.
-        nodes = self._last_nodes
-        per_node = {"nodes": nodes, "sampleCounts": _sample_counts(nodes)} if nodes else {}
+        # Only the totals: the GM merges a worker's reports key by key, so the last round's
+        # nodes and sample counts stay in its record (gm.records.merge_message).
         self.reporter.report(
             "completed",
             {
                 "currentRound": final.round,
                 "aggregationCount": final.round,
-                **per_node,
                 "totalSamples": final.total_samples,
             },
         )
