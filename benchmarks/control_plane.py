@@ -1,7 +1,7 @@
 """Control-plane latency and throughput of a ``sedna up`` stack; prints one table.
 
-    python benchmarks/control_plane.py               # 200 services, 2000 reports (1-2 min)
-    python benchmarks/control_plane.py --quick       # 20 services, 200 reports (~15 s)
+    python benchmarks/control_plane.py               # 200 services (a few minutes)
+    python benchmarks/control_plane.py --quick       # 20 services, fewer reports (~1 min)
     python benchmarks/control_plane.py --resources 500 --reports 5000 --workers-run
 
 Starts a fresh stack in a temporary directory, as ``sedna up`` does (embedded API server, GM and
@@ -18,10 +18,21 @@ measures what a user of the control plane waits for:
 2. report -> status: from a worker report POSTed to the LC (``/sedna/workers/<worker>/info``,
    a new connection per report, as the worker library does) until a watch of the API shows the
    new value in the service's ``status.metrics``; one report at a time.
-3. reports applied per second: M reports POSTed as fast as possible over all services (each
-   service's reports in order from one thread); the rate at which the GM applies them (a wrapper
-   around its upstream apply), LC outbox re-sends, and whether every service's status ends with
-   its last report.
+3. report -> status at a rate: 4 client processes (persistent connections, each service's
+   reports in order from one process) offer ``--offered-rate`` reports/s for
+   ``--offered-seconds``; per report, POSTed -> status shows its value or a later one (the GM
+   coalesces: a value overtaken within a batch never shows itself).
+4. the LC report servers' accepted rate: ``--reports`` POSTed as fast as 4 client processes with
+   persistent connections can, and POSTed -> every status holds its last value (end to end),
+   the LC outbox's group commits, re-sends and reports applied twice.
+5. the GM's apply rate with coalescing: ``--capacity-reports`` worker reports published on the
+   bus by one client process per edge node, with that node's credentials and envelopes as its
+   LC makes them (no HTTP, no LC in the way): applied (committed by the GM's upstream receiver,
+   seen by a listener on it) per second, batches, and first publish -> every last value in
+   status.
+
+Figures of phases 3-5 are with coalescing (the GM's only mode): "applied" counts every message,
+while status is written once per batch and service.
 
 Workers run ``true`` with ``restartPolicy: Never`` by default (a real process start per worker,
 then nothing), so hundreds of workers do not compete with the control plane for the CPU;
@@ -32,6 +43,7 @@ then nothing), so hundreds of workers do not compete with the control plane for 
 from __future__ import annotations
 
 import argparse
+import bisect
 import contextlib
 import http.client
 import json
@@ -40,13 +52,13 @@ import os
 import shutil
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,19 +157,18 @@ class Probe:
         for node, lc in stack.lcs.items():
             self._wrap_lc(node, lc)
         assert stack.gm is not None
-        receiver = stack.gm.receiver
-        original_apply = receiver._apply
 
-        def applying(topic: Any, envelope: Any) -> None:
-            original_apply(topic, envelope)
-            info = (envelope.payload.get("output") or {}).get("taskInfo") or {}
-            number = info.get("inferenceNumber")
-            if isinstance(number, int):
-                with self.lock:
-                    self.applied.append((time.monotonic(), topic.name, number))
-                    self.applied_event.notify_all()
+        def applied(batch: list[Any]) -> None:  # each batch the GM committed
+            now = time.monotonic()
+            with self.lock:
+                for item in batch:
+                    info = (item.envelope.payload.get("output") or {}).get("taskInfo") or {}
+                    number = info.get("inferenceNumber")
+                    if isinstance(number, int):
+                        self.applied.append((now, item.topic.name, number))
+                self.applied_event.notify_all()
 
-        receiver._apply = applying
+        stack.gm.receiver.listeners.append(applied)
 
     def _wrap_lc(self, node: str, lc: Any) -> None:
         original_record = lc._record
@@ -191,6 +202,8 @@ class StatusWatch:
         self.lock = threading.Condition()
         self.seen: dict[tuple[str, int], float] = {}  # (service, inferenceNumber) -> first seen
         self.latest: dict[str, int] = {}
+        # service -> (when, value) each time its value grew: when a value >= v first showed
+        self.timeline: dict[str, list[tuple[float, int]]] = defaultdict(list)
         self._watch = watch.Watch()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bench-watch", daemon=True)
@@ -243,7 +256,27 @@ class StatusWatch:
         with self.lock:
             self.seen.setdefault((name, number), now)
             self.latest[name] = number
+            line = self.timeline[name]
+            if not line or number > line[-1][1]:
+                line.append((now, number))
             self.lock.notify_all()
+
+    def reached(self, name: str, number: int) -> float | None:
+        """When ``name`` first showed ``number`` or a later value (None: not yet)."""
+        with self.lock:
+            line = self.timeline.get(name) or []
+            index = bisect.bisect_left([value for _, value in line], number)
+            return line[index][0] if index < len(line) else None
+
+    def wait_reached(self, finals: dict[str, int], deadline: float) -> bool:
+        """Wait until every service shows at least its final value."""
+        with self.lock:
+            while any(self.latest.get(n, -1) < v for n, v in finals.items()):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.lock.wait(min(left, 0.5))
+            return True
 
     def wait_for(self, name: str, number: int, deadline: float) -> float | None:
         """When ``number`` was first seen for ``name``, waiting until ``deadline``."""
@@ -457,87 +490,248 @@ def phase_report_latency(
     return row
 
 
-def phase_report_burst(
+# -- reports at rate (client processes) -----------------------------------------------------
+
+
+def run_children(mode: str, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Run one ``benchmarks.report_clients`` process per job; start them all at once when
+    every one is ready; return their results."""
+    root = Path(__file__).resolve().parent.parent
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.report_clients", mode],
+            cwd=root,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in jobs
+    ]
+    try:
+        for child, job in zip(children, jobs, strict=True):
+            assert child.stdin is not None
+            child.stdin.write(json.dumps(job) + "\n")
+            child.stdin.flush()
+        for child in children:
+            assert child.stdout is not None
+            if child.stdout.readline().strip() != "ready":
+                raise RuntimeError(f"a {mode} client process did not get ready")
+        for child in children:
+            assert child.stdin is not None
+            child.stdin.write("go\n")
+            child.stdin.flush()
+        results = []
+        for child in children:
+            assert child.stdout is not None
+            results.append(json.loads(child.stdout.readline()))
+        return results
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+            child.wait()
+
+
+def _target(stack: Stack, svc: Service, numbers: list[int]) -> dict[str, Any]:
+    """A client process's view of one service: its LC's port, its worker's token, numbers."""
+    lc = stack.lcs[svc.edge_node]
+    return {
+        "service": svc.name,
+        "port": lc.reports.port,
+        "token": lc.tokens.token(NAMESPACE, f"{svc.name}-edge"),
+        "numbers": numbers,
+    }
+
+
+def run_clients(
+    stack: Stack,
+    services: list[Service],
+    total: int,
+    first: int,
+    processes: int,
+    rate: float,
+) -> tuple[dict[str, int], list[tuple[str, int, float]], float, float]:
+    """``total`` reports over ``services`` from ``processes`` client processes (each service's
+    reports from one process, in order); returns each service's last number, every report
+    sent, and the first and last moment of sending."""
+    by_name = {s.name: s for s in services}
+    plan: dict[str, list[int]] = defaultdict(list)
+    for index in range(total):
+        plan[services[index % len(services)].name].append(first + index)
+    names = sorted(plan)
+    shards = [names[i::processes] for i in range(processes)]
+    jobs = [
+        {"rate": rate / processes, "targets": [_target(stack, by_name[n], plan[n]) for n in shard]}
+        for shard in shards
+        if shard
+    ]
+    results = run_children("post", jobs)
+    sent = [(name, number, when) for part in results for name, number, when in part["sent"]]
+    began = min(part["began"] for part in results)
+    ended = max(part["ended"] for part in results)
+    return {name: numbers[-1] for name, numbers in plan.items()}, sent, began, ended
+
+
+def applied_since(probe: Probe, before: int) -> list[tuple[float, str, int]]:
+    """The reports the GM applied after the first ``before``."""
+    with probe.lock:
+        return probe.applied[before:]
+
+
+def phase_offered_rate(
+    stack: Stack,
+    services: list[Service],
+    status: StatusWatch,
+    rate: float,
+    seconds: float,
+    first: int,
+    limit: float,
+) -> list[Row]:
+    """Reports offered at ``rate`` a second for ``seconds`` from 4 client processes (persistent
+    connections): report POSTed -> its value (or a later one: coalesced) in status."""
+    total = int(rate * seconds)
+    finals, sent, began, ended = run_clients(stack, services, total, first, 4, rate)
+    status.wait_reached(finals, time.monotonic() + limit)
+    row = Row(
+        f"at {rate:.0f} reports/s offered (4 procs, keep-alive, coalescing): report -> status",
+        expected=len(sent),
+    )
+    for name, number, when in sent:
+        seen = status.reached(name, number)
+        if seen is not None:
+            row.samples.append(max(0.0, seen - when))
+    achieved = len(sent) / max(ended - began, 1e-9)
+    return [
+        Row(
+            f"at {rate:.0f} reports/s offered: rate the clients achieved", value=f"{achieved:.0f}/s"
+        ),
+        row,
+    ]
+
+
+def phase_clients_burst(
     stack: Stack,
     services: list[Service],
     probe: Probe,
     status: StatusWatch,
     total: int,
     first: int,
-    threads: int,
     limit: float,
 ) -> list[Row]:
-    """``total`` reports as fast as possible; the GM's apply rate and time to final status."""
-    plan: dict[str, list[int]] = defaultdict(list)  # service -> its numbers, in posting order
-    for index in range(total):
-        plan[services[index % len(services)].name].append(first + index)
-    by_name = {s.name: s for s in services}
-    names = sorted(plan)
-    # Each service's reports come from one thread, in order, so its last value is well defined.
-    shards = [names[i::threads] for i in range(threads)]
-    with probe.lock:
-        applied_before = len(probe.applied)
+    """``total`` reports as fast as 4 client processes with persistent connections POST them:
+    the LCs' accepted rate and POSTed -> every status holding its last value."""
+    before = len(probe.applied)
     stats_before = {node: lc.outbox.stats() for node, lc in stack.lcs.items()}
-
-    abort = threading.Event()
-
-    def post_shard(shard: list[str]) -> None:
-        reporters = {node: Reporter(stack.lcs[node]) for node in EDGE_NODES}
-        queues = [list(plan[name]) for name in shard]
-        while any(queues) and not abort.is_set():
-            for name, queue in zip(shard, queues, strict=True):
-                if queue:
-                    svc = by_name[name]
-                    reporters[svc.edge_node].post(svc, queue.pop(0))
-
-    started = time.monotonic()
-    pool = ThreadPoolExecutor(threads)
-    try:
-        list(pool.map(post_shard, shards))
-    finally:
-        abort.set()  # on Ctrl-C, stop posting at once
-        pool.shutdown(wait=True, cancel_futures=True)
-    posted = time.monotonic()
-    deadline = posted + limit
-    with probe.lock:
-        while len(probe.applied) - applied_before < total and time.monotonic() < deadline:
-            probe.applied_event.wait(0.5)
-        ours = probe.applied[applied_before:]
-    applied_all = ours[-1][0] if ours else posted
+    finals, sent, began, ended = run_clients(stack, services, total, first, 4, 0.0)
+    complete = status.wait_reached(finals, time.monotonic() + limit)
+    shown = max((status.reached(n, v) or 0.0 for n, v in finals.items()), default=ended)
+    ours = applied_since(probe, before)
+    duplicates = len(ours) - len({(name, number) for _, name, number in ours})
     stats_after = {node: lc.outbox.stats() for node, lc in stack.lcs.items()}
     resent = sum(stats_after[n].resent - stats_before[n].resent for n in stack.lcs)
-    applied = len(ours)
-    duplicates = applied - len({(name, number) for _, name, number in ours})
-    elapsed = applied_all - started
-    finals = {name: numbers[-1] for name, numbers in plan.items()}
-    if applied >= total:
-        # Every report was applied: each service's status must now show its last one.
-        seen_all = [status.wait_for(n, v, time.monotonic() + 30) for n, v in finals.items()]
-        stale = sorted(name for name, seen in zip(finals, seen_all, strict=True) if seen is None)
-        shown = max((s for s in seen_all if s is not None), default=posted)
-        final = f"{shown - started:.1f} s"
-        if stale:
-            final += f" (WRONG: {len(stale)} services show an older value)"
-            latest = {name: status.latest.get(name) for name in stale[:5]}
-            print(f"  services not showing their last value (name: value shown): {latest}")
-    else:
-        final = f"not reached: {total - applied} reports still unapplied after {limit:.0f} s"
-    rows = [
+    puts = sum(stats_after[n].puts - stats_before[n].puts for n in stack.lcs)
+    commits = sum(stats_after[n].commits - stats_before[n].commits for n in stack.lcs)
+    e2e = (
+        f"{shown - began:.1f} s ({total / max(shown - began, 1e-9):.0f} reports/s end to end)"
+        if complete
+        else f"not reached within {limit:.0f} s"
+    )
+    return [
         Row(
-            f"{total} reports: POSTs accepted by the LCs",
-            value=f"{posted - started:.1f} s ({total / max(posted - started, 1e-9):.0f} per s)",
+            f"{total} reports, 4 procs keep-alive: accepted by the LCs",
+            value=f"{ended - began:.1f} s ({len(sent) / max(ended - began, 1e-9):.0f} per s;"
+            f" outbox: {puts} puts in {commits} group commits)",
         ),
+        Row(f"{total} reports: first POST -> every status holds its last value", value=e2e),
         Row(
-            f"{total} reports: applied by the GM",
-            value=f"{applied} in {elapsed:.1f} s ({applied / max(elapsed, 1e-9):.1f} per s)",
-        ),
-        Row(f"{total} reports: first POST -> every last value in status", value=final),
-        Row(
-            f"{total} reports: LC outbox re-sends / reports applied twice",
-            value=f"{resent} / {duplicates}",
+            f"{total} reports: GM applied / LC outbox re-sends / applied twice",
+            value=f"{len(ours)} / {resent} / {duplicates}",
         ),
     ]
-    return rows
+
+
+def phase_apply_capacity(
+    stack: Stack,
+    services: list[Service],
+    probe: Probe,
+    status: StatusWatch,
+    total: int,
+    first: int,
+    limit: float,
+) -> list[Row]:
+    """The GM's own rate: ``total`` reports published on the bus by one client process per
+    edge node (as its LC would, so no HTTP and no LC in the way), applied with coalescing.
+
+    The broker takes a node's user name as its client id (one connection per node), so each
+    publisher stands in for its node's LC: those LCs are stopped first (the last phase)."""
+    assert stack.gm is not None
+    by_node: dict[str, list[str]] = defaultdict(list)
+    for svc in services:
+        by_node[svc.edge_node].append(svc.name)
+    for node in by_node:
+        stack.lcs[node].stop()
+    per_node = total // len(by_node)
+    before = len(probe.applied)
+    batches_before = stack.gm.receiver.batches
+    jobs = []
+    for node, names in sorted(by_node.items()):
+        lc = stack.lcs[node].settings
+        password = lc.mqtt_password.get_secret_value() if lc.mqtt_password else None
+        jobs.append(
+            {
+                "mqtt_url": lc.mqtt_url,
+                "username": lc.mqtt_username,
+                "password": password,
+                "node": node,
+                "services": names,
+                "count": per_node,
+                "first": first,
+                "seq_base": 10**9 + first,  # newer than anything the node's LC sent
+            }
+        )
+    spans = [(r["began"], r["ended"]) for r in run_children("publish", jobs)]
+    expected = per_node * len(by_node)
+    deadline = time.monotonic() + limit
+    with probe.lock:
+        while len(probe.applied) - before < expected and time.monotonic() < deadline:
+            probe.applied_event.wait(0.5)
+        ours = probe.applied[before:]
+    began = min(span[0] for span in spans)
+    published = max(span[1] for span in spans)
+    last_applied = ours[-1][0] if ours else published
+    finals: dict[str, int] = {}
+    for names in by_node.values():
+        for position, name in enumerate(names):
+            sent = len(range(position, per_node, len(names)))
+            if sent:
+                finals[name] = first + sent - 1
+    complete = status.wait_reached(finals, time.monotonic() + limit)
+    shown = max((status.reached(n, v) or 0.0 for n, v in finals.items()), default=last_applied)
+    batches = stack.gm.receiver.batches - batches_before
+    elapsed = last_applied - began
+    rate = len(ours) / max(elapsed, 1e-9)
+    in_status = (
+        f"{shown - began:.1f} s ({len(ours) / max(shown - began, 1e-9):.0f} per s)"
+        if complete
+        else f"not reached within {limit:.0f} s"
+    )
+    return [
+        Row(
+            f"{expected} reports on the bus ({len(by_node)} publisher procs): published",
+            value=f"{published - began:.1f} s"
+            f" ({expected / max(published - began, 1e-9):.0f} per s)",
+        ),
+        Row(
+            f"{expected} reports: applied by the GM, with coalescing (target >= 5000/s)",
+            value=f"{len(ours)} in {elapsed:.1f} s ({rate:.0f} per s; {batches} batches,"
+            f" {len(ours) / max(batches, 1):.0f} messages each)"
+            + ("" if len(ours) >= expected else " (INCOMPLETE)"),
+        ),
+        Row(
+            f"{expected} reports: first publish -> every status holds its last value",
+            value=in_status,
+        ),
+    ]
 
 
 # -- running ---------------------------------------------------------------------------------
@@ -611,8 +805,9 @@ def print_header(args: argparse.Namespace) -> None:
         " one at a time), each with",
         "              an edge worker (edge0/edge1 alternately) and a cloud worker (cloud0)",
         f"  workers     {workers}",
-        f"  reports     {args.latency_samples} one at a time, then {args.reports} as fast as"
-        f" {args.post_threads} threads can POST them",
+        f"  reports     {args.latency_samples} one at a time; {args.offered_rate:.0f}/s for"
+        f" {args.offered_seconds:.0f} s; {args.reports} as fast as 4 client processes",
+        f"              POST them; {args.capacity_reports} published on the bus (GM apply rate)",
         "  apply       CustomObjectsApi.create_namespaced_custom_object, one object a call,",
         "              timed from the call's start",
         "  spec at LC  the node's LC has recorded the worker's pod spec from the bus",
@@ -635,7 +830,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--latency-samples", type=int, default=0, help="reports sent one at a time (default N)"
     )
-    parser.add_argument("--post-threads", type=int, default=8, help="threads POSTing the burst")
+    parser.add_argument(
+        "--offered-rate", type=float, default=1000.0, help="reports/s offered in phase 3"
+    )
+    parser.add_argument(
+        "--offered-seconds", type=float, default=10.0, help="how long phase 3 offers them"
+    )
+    parser.add_argument(
+        "--capacity-reports",
+        type=int,
+        default=30000,
+        help="reports published on the bus to measure the GM's apply rate (phase 5)",
+    )
     parser.add_argument(
         "--workers-run",
         action="store_true",
@@ -651,7 +857,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--verbose", action="store_true", help="show the stack's INFO logs")
     args = parser.parse_args(argv)
     if args.quick:
-        args.resources, args.reports, args.idle = 20, 200, 3
+        args.resources, args.reports, args.idle = 20, 2000, 3
+        args.offered_seconds, args.capacity_reports = 3.0, 10000
     args.latency_samples = args.latency_samples or args.resources
     if args.resources < 1 or args.reports < 1:
         parser.error("--resources and --reports must be positive")
@@ -710,17 +917,23 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 progress(begun, "phase 2: report -> status, one at a time")
                 rows.append(phase_report_latency(stack, services, status, args.latency_samples, 1))
-                progress(begun, "phase 3: report burst")
-                rows += phase_report_burst(
-                    stack,
-                    services,
-                    probe,
-                    status,
-                    args.reports,
-                    args.latency_samples + 1,
-                    args.post_threads,
+                number = args.latency_samples + 1
+                progress(begun, f"phase 3: reports offered at {args.offered_rate:.0f}/s")
+                rows += phase_offered_rate(
+                    stack, services, status, args.offered_rate, args.offered_seconds, number,
                     args.wait_limit,
+                )  # fmt: skip
+                number += int(args.offered_rate * args.offered_seconds) + 1
+                progress(begun, "phase 4: report burst from 4 client processes")
+                rows += phase_clients_burst(
+                    stack, services, probe, status, args.reports, number, args.wait_limit
                 )
+                number += args.reports + 1
+                progress(begun, "phase 5: the GM's apply rate (reports published on the bus)")
+                rows += phase_apply_capacity(
+                    stack, services, probe, status, args.capacity_reports, number,
+                    args.wait_limit,
+                )  # fmt: skip
             finally:
                 status.stop()
             rows.append(gm_counters(stack))
