@@ -6,6 +6,7 @@ import logging
 import threading
 
 from kubernetes import client, config
+from kubernetes.config.kube_config import KubeConfigLoader, KubeConfigMerger
 
 from broker import BusClient, Dedup, UpstreamReceiver, bus_settings_from_url, connect_redis
 from gm.controller import GlobalManager
@@ -24,7 +25,14 @@ def api_client_for(kubeconfig: str | None) -> client.ApiClient:
     """An API client from a kubeconfig file, or the in-cluster service account."""
     configuration = client.Configuration()
     if kubeconfig:
-        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+        merged = KubeConfigMerger(kubeconfig)
+        loader = KubeConfigLoader(config_dict=merged.config, config_persister=merged.save_changes)
+        loader.load_and_set(configuration)
+        if "expiry" not in vars(loader):
+            # With a token, the loader re-applies the whole kubeconfig before every request
+            # (the proxy resolved from the environment again each time: milliseconds a
+            # status write); that matters only for a token that expires (exec, OIDC).
+            configuration.refresh_api_key_hook = None
     else:
         config.load_incluster_config(client_configuration=configuration)
     # Informers, reconcile threads and upstream appliers share one pool.
@@ -65,6 +73,8 @@ class GMApp:
             Dedup(self.redis),
             self.manager.apply_upstream,
             on_malformed=lambda reason: self.metrics.malformed.labels(source=reason).inc(),
+            workers=settings.upstream_workers,
+            batch_max=settings.upstream_batch,
         )
         self.ops = OpsServer(self.metrics.registry, self.health, port=settings.http_port)
         self.lost = threading.Event()
@@ -114,6 +124,7 @@ class GMApp:
         """Stop everything."""
         self._stop.set()
         self.elector.stop()
+        self.receiver.stop()
         self.manager.stop()
         self.bus.close()
         self.ops.stop()
