@@ -6,7 +6,9 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
+
+from gm.metrics import TextRenderer
 
 
 class OpsServer:
@@ -20,13 +22,14 @@ class OpsServer:
         port: int = 0,
     ) -> None:
         outer = self
+        render = TextRenderer()
 
         class Handler(BaseHTTPRequestHandler):
             disable_nagle_algorithm = True  # headers and body are separate writes
 
             def do_GET(self) -> None:
                 if self.path == "/metrics":
-                    outer._reply(self, 200, CONTENT_TYPE_LATEST, generate_latest(registry))
+                    outer._reply(self, 200, CONTENT_TYPE_LATEST, render(registry))
                 elif self.path == "/healthz":
                     ok, detail = healthy()
                     outer._reply(self, 200 if ok else 503, "text/plain", detail.encode())

@@ -23,11 +23,12 @@ Each job kind adds its own through its policy's ``series`` and ``samples`` (``gm
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 
 from apis.location import node_location
 from gm.kinds import JobPolicy, job_policies, policy_for_kind
@@ -38,7 +39,7 @@ JobObjects = Objects
 # Node name -> its labels (for the ``location`` label)
 NodeLabels = Callable[[], Mapping[str, Mapping[str, str]]]
 
-_JOB = ["kind", "namespace", "name"]
+_JOB = ("kind", "namespace", "name")
 
 #: Worker role -> the design's ``work`` of a task.
 _WORK = {
@@ -55,7 +56,10 @@ _INFERENCE = (("done", "inferenceNumber"), ("ready", "readyNumber"), ("error", "
 
 class JobStateCollector(Collector):
     """Collects the series above from ``objects()`` (jobs), ``inputs()`` (Datasets and
-    Models) and ``nodes()`` on every scrape."""
+    Models) and ``nodes()`` on every scrape.
+
+    A job's samples are built once per ``resourceVersion`` and kept until it changes: a scrape
+    of a thousand jobs, most of them unchanged since the last one, reuses their samples."""
 
     def __init__(
         self,
@@ -66,22 +70,51 @@ class JobStateCollector(Collector):
         self._objects = objects
         self._inputs = inputs or (lambda: ())
         self._nodes = nodes or dict
+        self._specs = {
+            **_JOB_FAMILIES,
+            **{
+                series.name: (series.help, (*_JOB, *series.labels))
+                for policy in job_policies()
+                for series in policy.series()
+            },
+        }
+        # (kind, namespace/name) -> (uid, resourceVersion, samples); replaced every scrape.
+        self._cache: dict[tuple[str, str], tuple[str, str, list[tuple[str, Sample]]]] = {}
+        self._locations: dict[str, str] = {}
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         """One family per series name, one sample per object (and label values)."""
-        jobs = _JobFamilies({n: node_location(n, labels) for n, labels in self._nodes().items()})
+        families = {
+            name: GaugeMetricFamily(name, text, labels=labels)
+            for name, (text, labels) in self._specs.items()
+        }
+        locations = {n: node_location(n, labels) for n, labels in self._nodes().items()}
+        cache = self._cache if locations == self._locations else {}
+        fresh: dict[tuple[str, str], tuple[str, str, list[tuple[str, Sample]]]] = {}
+        build = _JobSamples(self._specs, locations)
         used: dict[tuple[str, str], list[tuple[str, str, dict[str, Any]]]] = {}
         for kind, obj in self._objects():
-            jobs.add(kind, obj)
+            meta = obj.get("metadata") or {}
+            namespace, name = meta.get("namespace", "default"), meta.get("name", "")
+            key, uid, version = (
+                (kind, f"{namespace}/{name}"),
+                meta.get("uid", ""),
+                meta.get("resourceVersion", ""),
+            )
+            cached = cache.get(key)
+            if cached is not None and version and cached[:2] == (uid, version):
+                samples = cached[2]
+            else:
+                samples = build.of(kind, [kind, namespace, name], obj.get("status") or {})
+            fresh[key] = (uid, version, samples)
+            for family, sample in samples:
+                families[family].samples.append(sample)
             dataset = ((obj.get("spec") or {}).get("dataset") or {}).get("name")
             round_data = (obj.get("status") or {}).get("roundData")
             if dataset and round_data:
-                meta = obj.get("metadata") or {}
-                namespace = meta.get("namespace", "default")
-                used.setdefault((namespace, dataset), []).append(
-                    (kind, meta.get("name", ""), round_data)
-                )
-        yield from jobs.families()
+                used.setdefault((namespace, dataset), []).append((kind, name, round_data))
+        self._cache, self._locations = fresh, locations
+        yield from families.values()
         yield from _input_families(self._inputs(), used)
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
@@ -89,71 +122,68 @@ class JobStateCollector(Collector):
         return iter(())
 
 
-class _JobFamilies:
-    """The job series of one scrape, filled job by job."""
+_JOB_FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "sedna_job_phase": ("1 for the phase the job is in", (*_JOB, "phase")),
+    "sedna_job_workers": ("Workers of the job by state", (*_JOB, "state")),
+    "sedna_job_condition": (
+        "1 for the job's latest condition: its type, status (True, False, Unknown), stage",
+        (*_JOB, "type", "status", "stage"),
+    ),
+    "sedna_job_tasks": (
+        "The job's workers (tasks) the GM heard of: active (running) and total",
+        (*_JOB, "state"),
+    ),
+    "sedna_job_task_info": (
+        "1 per task of the job: where it runs, what it does, whether it is alive",
+        (*_JOB, "task", "node", "location", "work", "status"),
+    ),
+    "sedna_job_inference": (
+        "Samples of the job's inference worker: done, ready (not answered yet), error",
+        (*_JOB, "count"),
+    ),
+    "sedna_job_inference_rate": (
+        "Inference completion percentage: done / (done + ready + error), 0-100",
+        tuple(_JOB),
+    ),
+}
 
-    def __init__(self, locations: Mapping[str, str]) -> None:
+
+class _JobSamples:
+    """Builds the samples of one job from its status."""
+
+    def __init__(
+        self, specs: Mapping[str, tuple[str, tuple[str, ...]]], locations: Mapping[str, str]
+    ) -> None:
+        self._specs = specs
         self._locations = locations
-        self.phase = GaugeMetricFamily(
-            "sedna_job_phase", "1 for the phase the job is in", labels=[*_JOB, "phase"]
-        )
-        self.workers = GaugeMetricFamily(
-            "sedna_job_workers", "Workers of the job by state", labels=[*_JOB, "state"]
-        )
-        self.condition = GaugeMetricFamily(
-            "sedna_job_condition",
-            "1 for the job's latest condition: its type, status (True, False, Unknown), stage",
-            labels=[*_JOB, "type", "status", "stage"],
-        )
-        self.tasks = GaugeMetricFamily(
-            "sedna_job_tasks",
-            "The job's workers (tasks) the GM heard of: active (running) and total",
-            labels=[*_JOB, "state"],
-        )
-        self.task_info = GaugeMetricFamily(
-            "sedna_job_task_info",
-            "1 per task of the job: where it runs, what it does, whether it is alive",
-            labels=[*_JOB, "task", "node", "location", "work", "status"],
-        )
-        self.inference = GaugeMetricFamily(
-            "sedna_job_inference",
-            "Samples of the job's inference worker: done, ready (not answered yet), error",
-            labels=[*_JOB, "count"],
-        )
-        self.rate = GaugeMetricFamily(
-            "sedna_job_inference_rate",
-            "Inference completion percentage: done / (done + ready + error), 0-100",
-            labels=_JOB,
-        )
-        self.kind_families = {
-            series.name: GaugeMetricFamily(series.name, series.help, labels=[*_JOB, *series.labels])
-            for policy in job_policies()
-            for series in policy.series()
-        }
+        self._out: list[tuple[str, Sample]] = []
 
-    def add(self, kind: str, obj: dict[str, Any]) -> None:
-        """The samples of one job."""
-        meta = obj.get("metadata") or {}
-        job = [kind, meta.get("namespace", "default"), meta.get("name", "")]
-        status = obj.get("status") or {}
+    def _add(self, family: str, values: Sequence[str], value: float) -> None:
+        labels = dict(zip(self._specs[family][1], values, strict=True))
+        self._out.append((family, Sample(family, labels, value)))
+
+    def of(self, kind: str, job: list[str], status: dict[str, Any]) -> list[tuple[str, Sample]]:
+        """The samples of the job ``job`` (kind, namespace, name) of ``kind``."""
+        self._out = []
         if not status:
-            return
+            return self._out
         if status.get("phase"):
-            self.phase.add_metric([*job, str(status["phase"])], 1)
+            self._add("sedna_job_phase", [*job, str(status["phase"])], 1)
         for state in ("active", "failed"):
             if isinstance(status.get(state), int):
-                self.workers.add_metric([*job, state], status[state])
+                self._add("sedna_job_workers", [*job, state], status[state])
         conditions = status.get("conditions") or []
         if conditions:
             last = conditions[-1]
             labels = [str(last.get(k) or "") for k in ("type", "status", "stage")]
-            self.condition.add_metric([*job, *labels], 1)
+            self._add("sedna_job_condition", [*job, *labels], 1)
         self._tasks(job, status.get("workers") or [])
         self._inference(job, status.get("metrics") or [])
         policy = policy_for_kind(kind)
         if isinstance(policy, JobPolicy):
             for name, labels, value in policy.samples(status):
-                self.kind_families[name].add_metric([*job, *labels], value)
+                self._add(name, [*job, *labels], value)
+        return self._out
 
     def _tasks(self, job: list[str], workers: list[dict[str, Any]]) -> None:
         if not workers:
@@ -164,19 +194,12 @@ class _JobFamilies:
             alive = worker.get("phase") in ("Running", "Pending", None)
             active += worker.get("phase") == "Running"
             role = worker.get("role") or ""
-            self.task_info.add_metric(
-                [
-                    *job,
-                    worker.get("name", ""),
-                    node,
-                    self._locations.get(node) or node_location(node),
-                    _WORK.get(role, role),
-                    "active" if alive else "dead",
-                ],
-                1,
-            )
-        self.tasks.add_metric([*job, "active"], active)
-        self.tasks.add_metric([*job, "total"], len(workers))
+            location = self._locations.get(node) or node_location(node)
+            status = "active" if alive else "dead"
+            info = [worker.get("name", ""), node, location, _WORK.get(role, role), status]
+            self._add("sedna_job_task_info", [*job, *info], 1)
+        self._add("sedna_job_tasks", [*job, "active"], active)
+        self._add("sedna_job_tasks", [*job, "total"], len(workers))
 
     def _inference(self, job: list[str], metrics: list[dict[str, Any]]) -> None:
         if not metrics:
@@ -187,14 +210,12 @@ class _JobFamilies:
             number = _number(values.get(key))
             if number is not None:
                 counts[count] = number
-                self.inference.add_metric([*job, count], number)
+                self._add("sedna_job_inference", [*job, count], number)
         if "done" in counts:
             total = sum(counts.values())
-            self.rate.add_metric(job, 100.0 * counts["done"] / total if total else 100.0)
-
-    def families(self) -> Iterator[GaugeMetricFamily]:
-        yield from (self.phase, self.workers, self.condition, self.tasks, self.task_info)
-        yield from (self.inference, self.rate, *self.kind_families.values())
+            self._add(
+                "sedna_job_inference_rate", job, 100.0 * counts["done"] / total if total else 100.0
+            )
 
 
 def _input_families(
