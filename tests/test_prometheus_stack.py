@@ -324,7 +324,7 @@ def test_the_series_say_what_the_jobs_did(scraped: Scraped) -> None:
     assert dead and dead[0]["metric"]["node"] == "edge0"
     restarts = 'sedna_lc_worker_restarts_total{worker="fragile-cloud"}'
     assert _value(p, restarts) >= 1
-    assert _value(p, 'sedna_gm_malformed_messages_total{source="payload"}') >= 1
+    assert _value(p, 'sedna_gm_malformed_messages_total{source="decode"}') >= 1
     assert _value(p, 'sedna_gm_upstream_refused_total{node="edge1"}') >= 1
     assert _value(p, 'sum(sedna_lc_worker_reports_rejected_total{reason!=""})') >= 1
     assert _value(p, 'lifelong_recall{task="upright",round="1"}') == 0.9
