@@ -106,7 +106,8 @@ def template(node: str, script: Path, stop: Path) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     root = tmp_path_factory.mktemp("logs-e2e")
-    stack = Stack(StackOptions(data_dir=root / "sedna", nodes=["cloud0", "edge1"]))
+    # As sedna up runs it: the API server, GM, knowledge base and each LC in a process of its own.
+    stack = Stack(StackOptions(data_dir=root / "sedna", nodes=["cloud0", "edge1"], processes="all"))
     stack.start()
     try:
         env = Env(stack, root / "elsewhere")

@@ -90,23 +90,31 @@ def worker(name: str, script: Path, restart: str = "OnFailure") -> dict[str, obj
     }
 
 
+def fails_once(directory: Path, body: str) -> Path:
+    """A worker script that runs ``body`` (``first`` says whether this is the first run), and
+    exits 1 the first time and 0 after that."""
+    marker = directory / "ran-once"
+    script = directory / "fails_once.py"
+    script.write_text(
+        "import os, sys\n"
+        f"first = not os.path.exists({str(marker)!r})\n"
+        f"open({str(marker)!r}, 'a').close()\n"
+        + textwrap.dedent(body)
+        + "sys.exit(1 if first else 0)\n"
+    )
+    return script
+
+
 def test_runs_are_kept_in_the_kubelet_layout_as_cri_lines(make_runtime, tmp_path: Path) -> None:
     runtime = make_runtime()
-    marker = tmp_path / "ran-once"
-    script = tmp_path / "train.py"
-    script.write_text(
-        textwrap.dedent(
-            f"""
-            import os, sys
-            first = not os.path.exists({str(marker)!r})
-            open({str(marker)!r}, "a").close()
-            print("run", "first" if first else "second")
-            print("to stderr", file=sys.stderr)
-            print("x" * 20000)
-            sys.stdout.write("no newline at the end")
-            sys.exit(1 if first else 0)
-            """
-        )
+    script = fails_once(
+        tmp_path,
+        """
+        print("run", "first" if first else "second")
+        print("to stderr", file=sys.stderr)
+        print("x" * 20000)
+        sys.stdout.write("no newline at the end")
+        """,
     )
     runtime.ensure(worker("job1-train-0", script))
     wait_for(
