@@ -116,7 +116,12 @@ class UpstreamRecorder:
             log.error(
                 "dropping an upstream message with a bad payload: %s",
                 exc,
-                extra={"node": envelope.node, "kind": topic.kind, "job": topic.name},
+                extra={
+                    "node": envelope.node,
+                    "kind": topic.kind,
+                    "namespace": topic.namespace,
+                    "job": topic.name,
+                },
             )
             return None
         asked = (topic, message.subject)
@@ -129,7 +134,12 @@ class UpstreamRecorder:
             log.warning(
                 "refused an upstream message: %s",
                 reason,
-                extra={"node": topic.node, "kind": topic.kind, "job": topic.name},
+                extra={
+                    "node": topic.node,
+                    "kind": topic.kind,
+                    "namespace": topic.namespace,
+                    "job": topic.name,
+                },
             )
             return None
         if isinstance(message, WorkerMessage) and message.node != topic.node:

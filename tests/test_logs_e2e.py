@@ -172,6 +172,17 @@ def test_the_edge_workers_log_lives_on_edge1_in_the_pod_layout(env: Env) -> None
     assert labels["job"] == JOB and labels["node"] == "edge1" and labels["worker"] == worker
     assert labels["kind"] == "JointInferenceService" and labels["container"] == "infer"
 
+    # The LC's own JSON lines about the worker carry the same labels.
+    lc_log = env.stack.data_dir / "lc" / "edge1" / "lc.log"
+    entries = [json.loads(line) for line in lc_log.read_text().splitlines() if line.startswith("{")]
+    started = [
+        e for e in entries if e.get("message") == "worker started" and e.get("worker") == worker
+    ]
+    assert started, entries[-5:]
+    assert {k: started[0][k] for k in ("namespace", "job", "kind", "node")} == {
+        "namespace": "default", "job": JOB, "kind": "JointInferenceService", "node": "edge1",
+    }  # fmt: skip
+
 
 def test_logs_of_a_worker_on_another_node_and_grep(env: Env) -> None:
     worker = env.workers["edge1"]
