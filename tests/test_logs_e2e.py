@@ -148,7 +148,7 @@ def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
             found = (obj.get("status") or {}).get("workers") or []
             return {w["nodeName"]: w["name"] for w in found if w.get("phase") == "Running"}
 
-        wait_for(lambda: len(workers()) == 2, 60, "both workers to run")
+        wait_for(lambda: len(workers()) == 2, 120, "both workers to run")
         env.workers = workers()
         yield env
     finally:
@@ -166,7 +166,7 @@ def env(stack_env: Env, capsys: pytest.CaptureFixture[str]) -> Env:
 def test_the_edge_workers_log_lives_on_edge1_in_the_pod_layout(env: Env) -> None:
     worker = env.workers["edge1"]
     edge_root = env.stack.data_dir / "lc" / "edge1" / "var" / "log"
-    wait_for(lambda: podlogs.runs(edge_root, "default", worker), 30, "the edge worker's log")
+    wait_for(lambda: podlogs.runs(edge_root, "default", worker), 60, "the edge worker's log")
     assert not podlogs.runs(env.stack.data_dir / "lc" / "cloud0" / "var" / "log", "default", worker)
     labels = json.loads((edge_root / "targets" / f"default_{worker}.json").read_text())[0]["labels"]
     assert labels["job"] == JOB and labels["node"] == "edge1" and labels["worker"] == worker
@@ -188,7 +188,7 @@ def test_logs_of_a_worker_on_another_node_and_grep(env: Env) -> None:
     worker = env.workers["edge1"]
     wait_for(
         lambda: any("needle" in line for line in joblogs.worker_log(env.api, "default", worker)),
-        30,
+        60,
         "the edge worker's third tick",
     )
     shown = env.logs(JOB, "--worker", worker)
@@ -244,10 +244,10 @@ def test_follow_shows_new_lines_and_ends_with_the_worker(env: Env) -> None:
     follow, lines = _follow(env, JOB, "--worker", worker, "-f")
     try:
         # Lines the worker writes after the command started reach it.
-        wait_for(lambda: max(_ticks(lines), default=0) > max(before) + 3, 30, "new ticks")
+        wait_for(lambda: max(_ticks(lines), default=0) > max(before) + 3, 60, "new ticks")
         assert follow.poll() is None
         env.stops["edge1"].touch()
-        assert follow.wait(30) == 0, follow.stderr.read()
+        assert follow.wait(60) == 0, follow.stderr.read()
         time.sleep(0.2)  # the reader thread has the last line
         assert lines[-1] == "bye\n" and lines[0] == f"hello from {worker}\n"
     finally:
@@ -259,9 +259,9 @@ def test_ctrl_c_ends_a_follow_cleanly(env: Env) -> None:
     worker = env.workers["cloud0"]
     follow, lines = _follow(env, JOB, "--worker", worker, "--follow", "--tail", "1")
     try:
-        wait_for(lambda: len(_ticks(lines)) >= 3, 30, "the cloud worker's ticks")
+        wait_for(lambda: len(_ticks(lines)) >= 3, 60, "the cloud worker's ticks")
         follow.send_signal(signal.SIGINT)
-        assert follow.wait(15) == 0
+        assert follow.wait(30) == 0
         assert "Traceback" not in follow.stderr.read()
     finally:
         if follow.poll() is None:
