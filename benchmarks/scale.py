@@ -75,6 +75,7 @@ GM_IDENTITY = "sedna-up"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 DEFAULT_NODES = "100,300,1000"
+TICKERS = 4  # threads per simulator process sending the stand-in workers' reports
 
 TARGETS = {
     "connected": "1,000 nodes all connected",
@@ -521,37 +522,65 @@ class Simulator:
         self.sent: list[tuple[str, int, float]] = []  # (job, inferenceNumber, when)
         self.puts = 0  # upstream messages handed to the outboxes
         self.spec_at: dict[str, float] = {}  # "node/worker" -> first pod spec from the bus
-        self.manifests: dict[str, list[float]] = defaultdict(list)  # node -> arrivals
+        self.new_specs: dict[str, float] = {}  # the same, since the last take
+        self.manifests: list[tuple[str, float]] = []  # (node, arrival) since the last take
         self.options = StandInOptions(report_roles=config.report_roles)
         self.counter = _Counting()
+        self._stop = threading.Event()
+        self._tickers: list[threading.Thread] = []
 
-    def start(self) -> dict[str, Any]:
-        """Build and start every node's LC (without waiting for the broker)."""
+    def start(self, batch: int = 20, wait: float = 15.0) -> dict[str, Any]:
+        """Build and start every node's LC, ``batch`` at a time, each batch connected (or
+        ``wait`` seconds passed) before the next: a thousand clients connecting at once on two
+        cores miss their keep-alives and reconnect in a storm."""
         from lc import settings as lc_settings
         from lc.agent import LocalController
         from lc.standin import install
 
-        for node in self.config.nodes:
-            values = {
-                "node": node.name,
-                "data_dir": self.config.data_dir / node.name,
-                "report_port": 0,
-                "redis_url": self.config.redis_url,
-                "mqtt_url": self.config.mqtt_url,
-                "mqtt_username": node.username,
-                "mqtt_password": node.password,
-            }
-            lc = LocalController(
-                lc_settings.build({k: v for k, v in values.items() if v is not None})
-            )
-            self.runtimes[node.name] = install(lc, self.options, sent=self._sent)
-            self._hook(lc)
-            if self.config.full_lc:
-                lc.start(connect_timeout=None)
-            else:
-                start_bus_parts(lc)
-            self.lcs[node.name] = lc
+        nodes = self.config.nodes
+        for first in range(0, len(nodes), batch):
+            started = []
+            for node in nodes[first : first + batch]:
+                values = {
+                    "node": node.name,
+                    "data_dir": self.config.data_dir / node.name,
+                    "report_port": 0,
+                    "redis_url": self.config.redis_url,
+                    "mqtt_url": self.config.mqtt_url,
+                    "mqtt_username": node.username,
+                    "mqtt_password": node.password,
+                }
+                settings = lc_settings.build({k: v for k, v in values.items() if v is not None})
+                lc = LocalController(settings)
+                self.runtimes[node.name] = install(lc, self.options, sent=self._sent)
+                self._hook(lc)
+                if self.config.full_lc:
+                    lc.start(connect_timeout=None)
+                else:
+                    start_bus_parts(lc)
+                self.lcs[node.name] = lc
+                started.append(lc)
+            deadline = time.monotonic() + wait
+            for lc in started:
+                lc.bus.wait_connected(max(deadline - time.monotonic(), 0.0))
+        if not self.config.full_lc:
+            runtimes = list(self.runtimes.values())
+            for index in range(TICKERS):
+                thread = threading.Thread(
+                    target=self._tick, args=(runtimes[index::TICKERS],), daemon=True
+                )
+                thread.start()
+                self._tickers.append(thread)
         return {"started": len(self.lcs)}
+
+    def _tick(self, runtimes: list[Any]) -> None:
+        """Drive the stand-in runtimes' reports (in place of a thread per runtime)."""
+        while not self._stop.wait(0.02):
+            for runtime in runtimes:
+                try:
+                    runtime.poll()
+                except Exception:
+                    log.exception("stand-in poll failed")
 
     def _sent(self, report: Any) -> None:
         number = report.task_info.inference_number if report.task_info else None
@@ -566,13 +595,15 @@ class Simulator:
         def recording(raw_topic: str, topic: Any, body: Any) -> None:
             record(raw_topic, topic, body)
             if body is not None and "/down/workers/" in raw_topic:
+                key, now = f"{node}/{topic.name}", time.monotonic()
                 with self._lock:
-                    self.spec_at.setdefault(f"{node}/{topic.name}", time.monotonic())
+                    if key not in self.spec_at:
+                        self.spec_at[key] = self.new_specs[key] = now
 
         def down(message: Any) -> None:
             if message.topic.endswith("/down/manifest"):
                 with self._lock:
-                    self.manifests[node].append(time.monotonic())
+                    self.manifests.append((node, time.monotonic()))
             on_down(message)
 
         def counted_put(*args: Any, **kwargs: Any) -> Any:
@@ -609,39 +640,53 @@ class Simulator:
         return {"pending": sum(lc.outbox.pending_count() for lc in self.lcs.values())}
 
     def take(self) -> dict[str, Any]:
-        """The reports logged since the last take, spec arrivals and manifest arrivals."""
+        """The reports, first pod specs and manifests that arrived since the last take."""
         with self._lock:
             sent, self.sent = self.sent, []
-            return {
-                "sent": sent,
-                "spec_at": dict(self.spec_at),
-                "manifests": {k: list(v) for k, v in self.manifests.items()},
-            }
+            specs, self.new_specs = self.new_specs, {}
+            manifests, self.manifests = self.manifests, []
+        return {"sent": sent, "spec_at": specs, "manifests": manifests}
 
     def stop(self) -> dict[str, Any]:
         """Stop every LC."""
+        self._stop.set()
         for runtime in self.runtimes.values():
             runtime.set_options(self.options.model_copy(update={"report_interval": None}))
-        with ThreadPoolExecutor(16) as pool:
+        with ThreadPoolExecutor(64) as pool:
             list(pool.map(_stop_quietly, self.lcs.values()))
         return {"stopped": len(self.lcs)}
 
 
 def start_bus_parts(lc: Any) -> None:
-    """Start what `LocalController.start` starts but the report server, the dataset monitor and
-    the staged-job loop: the bus work (downstream, sync, presence, outbox) and the runtime.
-    Stand-in workers hand their reports to the LC directly, and simulated nodes hold no
-    datasets or staged jobs, so those parts would only add their idle wakeups (``--full-lc``
-    starts them too)."""
-    from broker import topics
+    """Start the bus work of an LC: what `LocalController.start` starts but the report server,
+    the dataset monitor, the staged-job loop, the presence loop and the runtime's own thread.
 
-    lc.runtime.start()
+    Stand-in workers hand their reports to the LC directly and simulated nodes hold no datasets
+    or staged jobs; the presence loop (which polls the connection five times a second) is
+    replaced by the same announcement made on each connection, and the runtimes are driven by
+    `Simulator`'s tickers: a node costs its bus client's two threads, its outbox sender and its
+    sync loop. A thousand whole LCs (nine threads each) on two cores spend most of their CPU
+    on the kernel's futexes and miss their keep-alives (``--full-lc`` runs them whole).
+    """
+    from broker import NodeState, topics
+    from lc.agent import VERSION
+
+    client = lc.bus._client
+    connected = client.on_connect
+
+    def announce(*args: Any) -> None:
+        connected(*args)
+        if lc.bus.connected.is_set():
+            online = NodeState(state="online", version=VERSION)
+            lc.bus.publish_async(topics.state_topic(lc.node), online, retain=True)
+
+    client.on_connect = announce
+    lc.runtime.start(own_thread=False)
     lc.bus.subscribe(topics.down_filter(lc.node), lc._on_down)
     lc.outbox.start()
-    for target, name in ((lc._sync_loop, "sync"), (lc._presence_loop, "presence")):
-        thread = threading.Thread(target=target, name=f"lc-{lc.node}-{name}", daemon=True)
-        thread.start()
-        lc._threads.append(thread)
+    thread = threading.Thread(target=lc._sync_loop, name=f"lc-{lc.node}-sync", daemon=True)
+    thread.start()
+    lc._threads.append(thread)
     lc.bus.start(wait=None)
 
 
@@ -721,8 +766,8 @@ class SimProcess:
         """Stop its nodes and end the process."""
         if self.process.is_alive():
             with contextlib.suppress(Exception):
-                self.call("stop", timeout=60)
-            self.process.join(10)
+                self.call("stop", timeout=30)
+            self.process.join(5)
         if self.process.is_alive():
             self.process.kill()
             self.process.join()
@@ -754,7 +799,7 @@ class Fleet:
             self.sims.append(SimProcess(config))
         self.sent: dict[str, list[tuple[int, float]]] = defaultdict(list)  # job -> reports
         self.spec_at: dict[str, float] = {}
-        self.manifests: dict[str, list[float]] = {}
+        self.manifests: dict[str, list[float]] = defaultdict(list)  # node -> arrivals
 
     def all(self, op: str, timeout: float = 300.0, **kwargs: Any) -> list[dict[str, Any]]:
         """The same request to every simulator, in parallel."""
@@ -802,7 +847,8 @@ class Fleet:
             for job, number, when in reply["sent"]:
                 self.sent[job].append((number, when))
             self.spec_at.update(reply["spec_at"])
-            self.manifests.update(reply["manifests"])
+            for node, when in reply["manifests"]:
+                self.manifests[node].append(when)
 
     def close(self) -> None:
         """Stop every node and simulator process."""
@@ -1071,8 +1117,11 @@ def node_names(count: int) -> list[str]:
 
 
 def sim_procs_for(nodes: int, requested: int) -> int:
-    """Simulator processes: as asked, else one per 200 nodes (at least 2, as many as nodes)."""
-    return max(1, min(nodes, requested or max(2, math.ceil(nodes / 200))))
+    """Simulator processes: as asked, else one per 100 nodes (at least 2, at most one a node).
+
+    Each node is a handful of threads; hundreds of threads under one GIL convoy on the GIL
+    (most of the CPU goes to the kernel's futexes) and miss their keep-alives."""
+    return max(1, min(nodes, requested or max(2, math.ceil(nodes / 100))))
 
 
 def run_one(opts: Options, data_dir: Path) -> Result:
@@ -1206,7 +1255,7 @@ def run_one(opts: Options, data_dir: Path) -> Result:
             meter.start()
         load_began = time.monotonic()
         fleet.set_interval(interval)
-        probe_lat = run_probes(plane, fleet, opts, load_began)
+        probes = run_probes(plane, fleet, opts, load_began)
         remaining = opts.load_seconds - (time.monotonic() - load_began)
         if remaining > 0:
             time.sleep(remaining)
@@ -1220,6 +1269,7 @@ def run_one(opts: Options, data_dir: Path) -> Result:
         drained = wait_until(lambda: fleet.pending() == 0, opts.wait_limit, 0.5)
         fleet.collect()
         wait_until(lambda: caught_up(fleet, status), 30 if drained else 1, 0.2)
+        probe_lat = probe_latencies(fleet, probes, 30)
         after = plane.gm_metrics()
         sim_status = fleet.status()
         sent_in_load = reports_between(fleet, load_began, load_ended + 1)
@@ -1304,13 +1354,14 @@ def _keys(job: str, node: str) -> list[str]:
     return [f"{node}/{w}" for w in workers_of(job)]
 
 
-def run_probes(plane: ControlPlane, fleet: Fleet, opts: Options, began: float) -> list[float]:
-    """Create ``--probes`` services one at a time during the load; apply -> spec at LC."""
+def run_probes(plane: ControlPlane, fleet: Fleet, opts: Options, began: float) -> dict[str, float]:
+    """Create ``--probes`` services one at a time during the load, evenly spread; returns the
+    start of each create call by worker key (``node/worker``), for `probe_latencies`."""
     if opts.probes <= 0:
-        return []
+        return {}
     api = client.CustomObjectsApi(plane.api_client())
     gap = opts.load_seconds / (opts.probes + 1)
-    samples: list[float] = []
+    created: dict[str, float] = {}
     rng = random.Random(opts.nodes)
     for index in range(opts.probes):
         wake = began + gap * (index + 1)
@@ -1321,16 +1372,14 @@ def run_probes(plane: ControlPlane, fleet: Fleet, opts: Options, began: float) -
         api.create_namespaced_custom_object(
             GROUP, VERSION, NAMESPACE, PLURAL, service_body(name, node)
         )
-        keys = _keys(name, node)
-        limit = min(gap * 0.9, 10.0)
-        wait_until(
-            lambda keys=keys: (fleet.collect(), all(k in fleet.spec_at for k in keys))[1],
-            limit,
-            0.01,
-        )
-        samples += [fleet.spec_at[k] - started for k in keys if k in fleet.spec_at]
-    fleet.collect()
-    return samples
+        created.update(dict.fromkeys(_keys(name, node), started))
+    return created
+
+
+def probe_latencies(fleet: Fleet, created: dict[str, float], timeout: float) -> list[float]:
+    """apply -> spec at LC of the probes (waiting up to ``timeout`` for late ones)."""
+    wait_until(lambda: (fleet.collect(), all(k in fleet.spec_at for k in created))[1], timeout, 0.2)
+    return [fleet.spec_at[k] - t for k, t in created.items() if k in fleet.spec_at]
 
 
 def saturate(
@@ -1503,7 +1552,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--freeze-seconds", type=float, default=5.0, help="GM frozen this long")
     parser.add_argument(
-        "--sim-procs", type=int, default=0, help="simulator processes (0: 1 per 200 nodes, >= 2)"
+        "--sim-procs", type=int, default=0, help="simulator processes (0: 1 per 100 nodes, >= 2)"
     )
     parser.add_argument("--wait-limit", type=float, default=180.0, help="longest wait of any phase")
     parser.add_argument(

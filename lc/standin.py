@@ -96,9 +96,11 @@ class StandInRuntime:
 
     # ----- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start the reporting thread (nothing to adopt: stand-in workers live in memory)."""
-        if self._thread is None:
+    def start(self, *, own_thread: bool = True) -> None:
+        """Start the reporting thread (nothing to adopt: stand-in workers live in memory).
+
+        Without ``own_thread`` the caller calls `poll` (one thread can drive many runtimes)."""
+        if self._thread is None and own_thread:
             self._stop.clear()
             self._thread = threading.Thread(
                 target=self._run, name=f"lc-standin-{self._node}", daemon=True
