@@ -528,8 +528,24 @@ class Simulator:
         self.counter = _Counting()
         self._stop = threading.Event()
         self._tickers: list[threading.Thread] = []
+        self._starter: threading.Thread | None = None
+        self.started = False  # every node built and started
+        self.start_error: str | None = None
 
-    def start(self, batch: int = 20, wait: float = 15.0) -> dict[str, Any]:
+    def start(self) -> dict[str, Any]:
+        """Start the nodes in the background (`status` counts them as they connect)."""
+        self._starter = threading.Thread(target=self._start_all, name="sim-start", daemon=True)
+        self._starter.start()
+        return {"nodes": len(self.config.nodes)}
+
+    def _start_all(self) -> None:
+        try:
+            self._start_nodes()
+        except Exception as exc:
+            log.exception("starting the simulated nodes failed")
+            self.start_error = f"{type(exc).__name__}: {exc}"
+
+    def _start_nodes(self, batch: int = 20, wait: float = 5.0) -> None:
         """Build and start every node's LC, ``batch`` at a time, each batch connected (or
         ``wait`` seconds passed) before the next: a thousand clients connecting at once on two
         cores miss their keep-alives and reconnect in a storm."""
@@ -571,7 +587,7 @@ class Simulator:
                 )
                 thread.start()
                 self._tickers.append(thread)
-        return {"started": len(self.lcs)}
+        self.started = True
 
     def _tick(self, runtimes: list[Any]) -> None:
         """Drive the stand-in runtimes' reports (in place of a thread per runtime)."""
@@ -618,12 +634,16 @@ class Simulator:
         """Connected nodes, reports sent, messages put, warnings logged."""
         with self._lock:
             sent, puts = len(self.sent), self.puts
+        lcs = list(self.lcs.values())
+        runtimes = list(self.runtimes.values())
         return {
-            "connected": sum(lc.bus.connected.is_set() for lc in self.lcs.values()),
-            "reports": sum(sum(r.reports_sent().values()) for r in self.runtimes.values()),
+            "started": self.started,
+            "start_error": self.start_error,
+            "connected": sum(lc.bus.connected.is_set() for lc in lcs),
+            "reports": sum(sum(r.reports_sent().values()) for r in runtimes),
             "logged_reports": sent,
             "puts": puts,
-            "resent": sum(lc.outbox.stats().resent for lc in self.lcs.values()),
+            "resent": sum(lc.outbox.stats().resent for lc in lcs),
             "log_counts": dict(self.counter.counts),
             "log_first": list(self.counter.first),
         }
@@ -637,7 +657,7 @@ class Simulator:
 
     def pending(self) -> dict[str, Any]:
         """Upstream messages the GM has not acknowledged yet, over every node."""
-        return {"pending": sum(lc.outbox.pending_count() for lc in self.lcs.values())}
+        return {"pending": sum(lc.outbox.pending_count() for lc in list(self.lcs.values()))}
 
     def take(self) -> dict[str, Any]:
         """The reports, first pod specs and manifests that arrived since the last take."""
@@ -650,6 +670,8 @@ class Simulator:
     def stop(self) -> dict[str, Any]:
         """Stop every LC."""
         self._stop.set()
+        if self._starter is not None:
+            self._starter.join(30)
         for runtime in self.runtimes.values():
             runtime.set_options(self.options.model_copy(update={"report_interval": None}))
         with ThreadPoolExecutor(64) as pool:
@@ -823,12 +845,18 @@ class Fleet:
         total: dict[str, Any] = defaultdict(int)
         first: list[str] = []
         counts: dict[str, int] = defaultdict(int)
+        total["started"] = True
+        errors = []
         for reply in self.all("status"):
             for key in ("connected", "reports", "logged_reports", "puts", "resent"):
                 total[key] += reply[key]
+            total["started"] = total["started"] and reply["started"]
+            if reply["start_error"]:
+                errors.append(reply["start_error"])
             for level, n in reply["log_counts"].items():
                 counts[level] += n
             first += reply["log_first"]
+        total["start_errors"] = errors
         total["log_counts"] = dict(counts)
         total["log_first"] = first[:5]
         return dict(total)
@@ -1173,8 +1201,14 @@ def run_one(opts: Options, data_dir: Path) -> Result:
             for name in ("apiserver", "mosquitto", "redis")
         }
         fleet.start()
-        wait_until(lambda: fleet.connected() >= opts.nodes, opts.wait_limit, 0.5)
-        connected = fleet.connected()
+        limit = opts.wait_limit + 0.2 * opts.nodes  # nodes start 20 at a time a process
+        wait_until(
+            lambda: (s := fleet.status())["started"] and s["connected"] >= opts.nodes, limit, 1.0
+        )
+        started = fleet.status()
+        connected = started["connected"]
+        for error in started["start_errors"]:
+            result.add("simulator start failed", error)
         online_ok = wait_until(
             lambda: plane.gm_metrics()["online"] >= opts.nodes, opts.wait_limit, 0.5
         )
