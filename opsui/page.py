@@ -291,6 +291,33 @@ def job_section(job: Job, sampler: Sampler, log: LogView | None) -> str:
     return "".join(parts)
 
 
+def content(
+    table: Sequence[Row],
+    selected: Job | None,
+    sampler: Sampler,
+    log: LogView | None,
+    problems: Sequence[str] = (),
+) -> str:
+    """What ``<main>`` holds: problems with the request, the jobs, the chosen job, the
+    components read."""
+    parts = [error_section(problem) for problem in problems]
+    parts.append(
+        '<section aria-labelledby="jobs-h"><h2 id="jobs-h">Jobs</h2>'
+        + jobs_table(table, selected.ref.key if selected else None)
+        + "</section>"
+    )
+    if selected is not None:
+        parts.append(job_section(selected, sampler, log))
+    else:
+        parts.append('<p id="hint">Choose a job by its name to see its plots and workers.</p>')
+    parts.append(
+        '<section aria-labelledby="targets-h"><h2 id="targets-h">Components</h2>'
+        + targets_table(sampler.states())
+        + "</section>"
+    )
+    return "".join(parts)
+
+
 def document(main: str, *, refresh: float, title: str = "Sedna operations") -> str:
     """The whole page around ``main``."""
     now = datetime.now(UTC).strftime("%H:%M:%S")

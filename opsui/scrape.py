@@ -76,7 +76,7 @@ class Sampler:
         self._latest: dict[str, dict[tuple[str, Labels], float]] = {}
         self._history: dict[tuple[str, Labels], deque[Point]] = {}
         self._scrapes: dict[str, deque[float]] = {}
-        self.states: dict[str, TargetState] = {}
+        self._states: dict[str, TargetState] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -89,11 +89,11 @@ class Sampler:
             except Exception as exc:  # a component down or mid-restart: keep the last values
                 log.debug("scrape failed", extra={"target": target, "error": str(exc)})
                 with self._lock:
-                    self.states[target] = TargetState(url, False, str(exc), now, 0)
+                    self._states[target] = TargetState(url, False, str(exc), now, 0)
                 continue
             with self._lock:
                 self._latest[target] = samples
-                self.states[target] = TargetState(url, True, "", now, len(samples))
+                self._states[target] = TargetState(url, True, "", now, len(samples))
                 self._scrapes.setdefault(target, deque(maxlen=self.points)).append(now)
                 for (name, labels), value in samples.items():
                     if name in self.history_names:
@@ -127,6 +127,11 @@ class Sampler:
                 for (key_name, key_labels), ring in self._history.items()
                 if key_name == name and wanted <= set(key_labels)
             }
+
+    def states(self) -> dict[str, TargetState]:
+        """How the last scrape of each target went."""
+        with self._lock:
+            return dict(self._states)
 
     def scrape_times(self, exposing: str) -> list[float]:
         """When the targets that expose samples named ``exposing`` were scraped (kept ones)."""

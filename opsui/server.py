@@ -209,48 +209,37 @@ class OpsUI:
         return self._logged_in(next_url)
 
     def _page(self, query: dict[str, str]) -> Reply:
-        status, main = HTTPStatus.OK, []
         try:
             jobs = self.jobs.jobs()
         except (client.ApiException, HTTPError, OSError) as exc:
             raise PageError(HTTPStatus.SERVICE_UNAVAILABLE, f"the API server: {exc}") from None
-        selected = None
-        try:
-            if query.get("job"):
+        status, problems, selected, log_view = HTTPStatus.OK, [], None, None
+        if query.get("job"):
+            try:
                 ref = JobRef.parse(query["job"])
+            except ValueError as exc:
+                status = HTTPStatus.BAD_REQUEST
+                problems.append(str(exc))
+            else:
                 selected = next((j for j in jobs if j.ref == ref), None)
                 if selected is None:
-                    raise PageError(HTTPStatus.NOT_FOUND, f"job: no job {ref.key}")
-        except ValueError as exc:
-            status, selected = HTTPStatus.BAD_REQUEST, None
-            main.append(page.error_section(str(exc)))
-        except PageError as exc:
-            status = exc.status
-            main.append(page.error_section(str(exc)))
-        main.append(
-            '<section aria-labelledby="jobs-h"><h2 id="jobs-h">Jobs</h2>'
-            + page.jobs_table(page.rows(jobs, self.sampler), selected.ref.key if selected else None)
-            + "</section>"
-        )
-        if selected is not None:
-            log_view = None
-            worker = query.get("worker")
-            if worker:
-                if worker not in {w.name for w in selected.workers}:
                     status = HTTPStatus.NOT_FOUND
-                    main.append(page.error_section(f"worker: {selected.ref.name} has no {worker}"))
-                else:
-                    log_view = self._log(selected.ref.namespace, worker, query.get("tail"))
-            main.append(page.job_section(selected, self.sampler, log_view))
-        else:
-            main.append('<p id="hint">Choose a job by its name to see its plots and workers.</p>')
-        main.append(
-            '<section aria-labelledby="targets-h"><h2 id="targets-h">Components</h2>'
-            + page.targets_table(self.sampler.states)
-            + "</section>"
+                    problems.append(f"job: no job {ref.key}")
+        worker = query.get("worker")
+        if selected is not None and worker:
+            if worker in {w.name for w in selected.workers}:
+                log_view = self._log(selected.ref.namespace, worker, query.get("tail"))
+            else:
+                status = HTTPStatus.NOT_FOUND
+                problems.append(f"worker: {selected.ref.name} has no {worker}")
+        content = page.content(
+            page.rows(jobs, self.sampler),
+            selected,
+            self.sampler,
+            log_view,
+            problems,
         )
-        html = page.document("".join(main), refresh=self.settings.interval)
-        return Reply(status, HTML, html.encode())
+        return Reply(status, HTML, page.document(content, refresh=self.settings.interval).encode())
 
     def _log(self, namespace: str, worker: str, tail: str | None) -> page.LogView:
         """The worker's last lines through the API server's log route (``pods/log``)."""

@@ -137,9 +137,9 @@ def test_the_sampler_keeps_bounded_history_of_a_real_metrics_endpoint(tmp_path: 
         info = sampler.values("sedna_kb_info")
         assert [dict(labels)["server"] for labels in info] == [kb.url]
         assert sampler.history("sedna_kb_info") == {}  # not a history series
-        assert sampler.states["kb"].ok and sampler.states["kb"].samples > 0
+        assert sampler.states()["kb"].ok and sampler.states()["kb"].samples > 0
         # A target that is down is reported, and costs nothing else.
-        assert not sampler.states["gone"].ok and sampler.states["gone"].error
+        assert not sampler.states()["gone"].ok and sampler.states()["gone"].error
     finally:
         kb.stop()
 
