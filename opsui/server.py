@@ -11,7 +11,6 @@ Bad parameters get a 400 or 404 page naming the parameter.
 from __future__ import annotations
 
 import importlib.resources
-import json
 import logging
 import threading
 import urllib.parse
@@ -30,6 +29,7 @@ from opsui.auth import Auth
 from opsui.jobs import JobReader, JobRef
 from opsui.scrape import Sampler
 from opsui.settings import OpsSettings
+from sedna_cli.joblogs import LogsError, worker_log
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,6 @@ class OpsUI:
             )
         self.auth = Auth(token)
         self.jobs = JobReader(self.api_client)
-        self.core = client.CoreV1Api(self.api_client)
         self.sampler = Sampler(
             settings.targets,
             series.HISTORY,
@@ -242,33 +241,20 @@ class OpsUI:
         return Reply(status, HTML, page.document(content, refresh=self.settings.interval).encode())
 
     def _log(self, namespace: str, worker: str, tail: str | None) -> page.LogView:
-        """The worker's last lines through the API server's log route (``pods/log``)."""
+        """The worker's last lines through the API server's log route (``pods/<worker>/log``,
+        read as ``sedna logs`` reads it)."""
         lines = DEFAULT_TAIL
         if tail:
             if not tail.isdigit() or not 1 <= int(tail) <= MAX_TAIL:
                 return page.LogView(worker=worker, error=f"tail: 1 to {MAX_TAIL} lines")
             lines = int(tail)
         try:
-            reply = self.core.read_namespaced_pod_log(
-                worker,
-                namespace,
-                tail_lines=lines,
-                _preload_content=False,
-                _request_timeout=10,
-            )
-            return page.LogView(worker=worker, text=reply.data.decode("utf-8", "replace"))
-        except client.ApiException as exc:
-            return page.LogView(worker=worker, error=_api_message(exc))
+            text = "\n".join(worker_log(self.api_client, namespace, worker, tail=lines))
+        except LogsError as exc:
+            return page.LogView(worker=worker, error=str(exc))
         except (HTTPError, OSError) as exc:
             return page.LogView(worker=worker, error=f"the API server: {exc}")
-
-
-def _api_message(exc: client.ApiException) -> str:
-    """A Kubernetes ``Status`` error's message, else the HTTP status."""
-    try:
-        return f"{exc.status}: {json.loads(exc.body)['message']}"
-    except (TypeError, ValueError, KeyError):
-        return f"{exc.status} {exc.reason}"
+        return page.LogView(worker=worker, text=text)
 
 
 def _make_handler(ops: OpsUI) -> type[BaseHTTPRequestHandler]:

@@ -71,7 +71,7 @@ def browse(url: str, profile: Path, *args: str, budget_ms: int = 1500) -> str:
         *(args or ["--dump-dom"]),
         url,
     ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
 
@@ -320,6 +320,21 @@ def test_a_lifelong_job_shows_the_knowledge_base_growing(ops: Ops) -> None:
     assert page.one("svg", **{"aria-labelledby": knowledge.attrs["aria-labelledby"]})
 
 
+def test_a_worker_log_is_read_through_the_control_plane(ops: Ops) -> None:
+    # The aggregator ran on cloud0 and has ended: its last line is in its log.
+    page = ops.page(job="federatedlearningjobs/default/digits", worker="digits-aggregation")
+    section = page.one("section", id="log")
+    assert section.one("h3").text == "Log of digits-aggregation"
+    assert f"aggregation finished at round {FL_ROUNDS}" in section.one("pre").text
+    # The lifelong job's inference worker runs on edge0 and prints a summary per pass.
+    worker = f"{LL_NAME}-inference"
+    page = ops.page(job=f"lifelonglearningjobs/default/{LL_NAME}", worker=worker, tail="3")
+    lines = page.one("pre", id="log-text").text
+    assert '"holdout"' in lines and '"arrivals"' in lines
+    row = page.one("table", id="workers").one("tr", data_worker=worker)
+    assert row.attrs.get("aria-current") == "true"
+
+
 def test_the_page_refreshes_itself(ops: Ops) -> None:
     page = parse(ops.browse({}, budget_ms=3500))
     assert int(page.one("body").attrs["data-refreshes"]) >= 2
@@ -330,7 +345,7 @@ def test_a_screenshot_of_the_page(ops: Ops) -> None:
     """A PNG of a job's page as a browser renders it (``SEDNA_OPS_SCREENSHOT=path`` keeps it)."""
     target = Path(os.environ.get(SCREENSHOT_ENV) or ops.tmp / "ops-page.png").resolve()
     ops.browse(
-        {"job": f"lifelonglearningjobs/default/{LL_NAME}"},
+        {"job": f"lifelonglearningjobs/default/{LL_NAME}", "worker": f"{LL_NAME}-inference"},
         f"--screenshot={target}",
         "--window-size=1280,1500",
         "--hide-scrollbars",
