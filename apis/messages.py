@@ -7,6 +7,8 @@
 - :class:`WorkerPod`: a worker as the GM publishes it to the node that runs it (a Pod object).
 - :class:`ReportingWorker`: a worker a kubelet runs on a node (the GM's ``pods`` backend), as
   the GM tells that node's LC to take its reports (owner and the digest of its report token).
+- :class:`NodeSnapshot`: a node's whole desired state in one message (resources, workers,
+  reporting workers), so an LC (re)connecting takes it in one pass.
 - :data:`UpstreamMessage`: the payload of an upstream bus envelope, a :class:`WorkerMessage`, a
   :class:`DatasetMessage` or a staged job's :class:`apis.stages.StageMessage`, told apart by
   ``type``; :func:`parse_upstream` decodes it once. Each message names its ``subject`` (the
@@ -243,6 +245,58 @@ class ReportingWorker(ApiModel):
     def accepts(self, token: str | None) -> bool:
         """Whether ``token`` is this worker's (constant-time comparison of the digests)."""
         return token is not None and hmac.compare_digest(token_digest(token), self.token_sha256)
+
+
+class SnapshotItem(ApiModel):
+    """One object of a node's desired state: a resource (``kind`` its Kind), a worker the LC
+    runs (``Pod``) or a worker a kubelet runs there (``ReportingWorker``), with the body the
+    per-object topic carries."""
+
+    kind: str = Field(pattern=r"^[A-Z][A-Za-z0-9]*$")
+    namespace: Namespace
+    name: ObjectName
+    resource_version: str
+    body: dict[str, Any]
+
+    @model_validator(mode="after")
+    def _body_is_the_item(self) -> SnapshotItem:
+        if self.kind == ReportingWorker.MANIFEST_KIND:
+            named = (self.body.get("namespace", "default"), self.body.get("name"))
+        else:
+            meta = self.body.get("metadata")
+            if not isinstance(meta, dict):
+                raise ValueError(f"body of {self.kind} {self.key} has no metadata object")
+            named = (meta.get("namespace") or "default", meta.get("name"))
+        if named != (self.namespace, self.name):
+            raise ValueError(f"body of {self.kind} {self.key} names {named[0]}/{named[1]}")
+        return self
+
+    @property
+    def key(self) -> str:
+        """``namespace/name``."""
+        return f"{self.namespace}/{self.name}"
+
+
+class NodeSnapshot(ApiModel):
+    """The whole desired state of one node in one message (``.../down/snapshot``, retained).
+
+    ``generation`` grows with every snapshot the GM sends (also across GM restarts); an LC
+    takes a snapshot only if it is newer than the last one it took. Whatever the LC holds and
+    the snapshot does not list is no longer wanted.
+    """
+
+    node: ObjectName
+    generation: StrictInt = Field(ge=1)
+    items: list[SnapshotItem]
+
+    @model_validator(mode="after")
+    def _one_item_per_object(self) -> NodeSnapshot:
+        seen: set[tuple[str, str]] = set()
+        for index, item in enumerate(self.items):
+            if (item.kind, item.key) in seen:
+                raise ValueError(f"items[{index}]: {item.kind} {item.key} is listed twice")
+            seen.add((item.kind, item.key))
+        return self
 
 
 # --- LC -> GM ----------------------------------------------------------------------------------

@@ -17,14 +17,23 @@ Each row is the median of ``--repeat`` runs (the load of other processes on the 
 single runs a lot; the load average is printed). With ``--baseline-rev`` the same run is repeated
 against the ``apiserver/`` of that git revision (extracted with ``git archive``): before/after.
 The target beside the figures is from issue 15 (a real kube-apiserver + etcd did 138/s here).
+
+``--server sedna-up`` measures the API server of a whole ``sedna up`` instead (nodes cloud0,
+edge0, edge1; the GM reconciles every Dataset and sends it to edge0's LC while the creates
+run); server CPU is then the API server's process (all of ``sedna up`` where it is one
+process, as in a ``--baseline-rev`` before the process split):
+
+    python benchmarks/apiserver_writes.py --server sedna-up --clients 8 --baseline-rev <rev>
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -71,6 +80,34 @@ def running_server(source: Path, sync: str | None) -> Iterator[tuple[Path, int]]
         process.terminate()
         process.wait(timeout=20)
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@contextmanager
+def running_stack(source: Path, sync: str | None) -> Iterator[tuple[Path, int]]:
+    """A fresh ``sedna up`` from `source`: its kubeconfig and the API server's pid."""
+    data_dir = Path(tempfile.mkdtemp(prefix="sedna-up-bench-")) / "sedna"
+    command = [sys.executable, "-m", "sedna_cli.main", "up", "--data-dir", str(data_dir)]
+    command += ["--nodes", "cloud0,edge0,edge1", "--log-level", "WARNING"]
+    env = {**os.environ, "PYTHONPATH": str(source)}
+    if sync is not None:
+        env["SEDNA_APISERVER_SYNC"] = sync
+    process = subprocess.Popen(
+        command, cwd=source, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if "sedna is up" in line:
+                break
+        else:
+            raise RuntimeError(f"sedna up did not start: {command}")
+        pid_file = data_dir / "apiserver" / "apiserver.pid"  # absent: one process for all
+        pid = json.loads(pid_file.read_text())["pid"] if pid_file.exists() else process.pid
+        yield data_dir / "kubeconfig", pid
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+        shutil.rmtree(data_dir.parent, ignore_errors=True)
 
 
 def _client_process(kubeconfig: str, prefix: str, count: int, start_at: float, out) -> None:
@@ -133,9 +170,12 @@ def measure(kubeconfig: Path, clients: int, creates: int) -> Figures:
     )
 
 
-def run_once(source: Path, sync: str | None, clients: int, creates: int) -> Figures:
-    """One fresh server, one measurement."""
-    with running_server(source, sync) as (kubeconfig, pid):
+def run_once(
+    source: Path, sync: str | None, clients: int, creates: int, server: str = "alone"
+) -> Figures:
+    """One fresh server (alone, or in a ``sedna up``), one measurement."""
+    start = running_stack if server == "sedna-up" else running_server
+    with start(source, sync) as (kubeconfig, pid):
         cpu = cpu_seconds(pid)
         figures = measure(kubeconfig, clients, creates)
         figures.server_cpu = (cpu_seconds(pid) - cpu) / creates
@@ -152,15 +192,17 @@ def count_datasets(kubeconfig: Path) -> int:
 
 
 @contextmanager
-def source_tree(rev: str | None) -> Iterator[Path]:
-    """This checkout, or `apiserver/`, `apis/` and `broker/` of a git revision."""
+def source_tree(rev: str | None, whole: bool = False) -> Iterator[Path]:
+    """This checkout, or `apiserver/`, `apis/` and `broker/` (``whole``: everything) of a git
+    revision."""
     if rev is None:
         yield ROOT
         return
     target = Path(tempfile.mkdtemp(prefix="apiserver-rev-"))
+    parts = [] if whole else ["apiserver", "apis", "broker"]
     try:
         archive = subprocess.run(
-            ["git", "-C", str(ROOT), "archive", rev, "apiserver", "apis", "broker"],
+            ["git", "-C", str(ROOT), "archive", rev, *parts],
             check=True,
             capture_output=True,
         ).stdout
@@ -179,22 +221,30 @@ def main() -> int:
         "--sync", choices=["full", "normal"], nargs="+", default=["full"], help="server --sync"
     )
     parser.add_argument("--baseline-rev", help="also measure the apiserver/ of this git revision")
+    parser.add_argument(
+        "--server",
+        choices=["alone", "sedna-up"],
+        default="alone",
+        help="the API server alone (python -m apiserver) or in a whole sedna up",
+    )
     args = parser.parse_args()
     runs: list[tuple[str, str | None, str | None]] = [(f"this/{m}", None, m) for m in args.sync]
     if args.baseline_rev:
         runs.append((args.baseline_rev, args.baseline_rev, None))
     print(
         f"{args.creates} Dataset creates a run, median of {args.repeat} runs; "
-        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start",
+        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start; "
+        f"server: {'the API server of sedna up' if args.server == 'sedna-up' else 'alone'}",
         flush=True,
     )
     header = f"{'server':<12} {'clients':>7} {'creates/s':>10} {'p50 ms':>8} {'p99 ms':>8}"
     print(f"{header} {'server CPU':>11} {'client CPU':>11}  target (CPU: ms a create)")
     for label, rev, sync in runs:
-        with source_tree(rev) as source:
+        with source_tree(rev, whole=args.server == "sedna-up") as source:
             for clients in args.clients:
                 rows = sorted(
-                    run_once(source, sync, clients, args.creates) for _ in range(args.repeat)
+                    run_once(source, sync, clients, args.creates, args.server)
+                    for _ in range(args.repeat)
                 )
                 f = rows[len(rows) // 2]  # the run of median rate
                 target = f">= {TARGET_CREATES_PER_SECOND:.0f}/s" if clients == 8 else ""

@@ -38,6 +38,7 @@ __all__ = [
     "BusUnavailable",
     "Handler",
     "PublishRefused",
+    "SubscriptionOptions",
     "SubscriptionRefused",
     "Will",
     "offline_will",
@@ -84,6 +85,23 @@ class BusSettings(BaseModel):
     reconnect_min_delay: float = Field(default=0.5, gt=0)
     reconnect_max_delay: float = Field(default=30.0, gt=0)
     max_inflight: int = Field(default=100, ge=1, description="unacknowledged QoS 1 publishes")
+
+
+class SubscriptionOptions(BaseModel):
+    """How the broker serves one subscription (MQTT v5 subscription options).
+
+    The default is the bus's: QoS 1 (queued for the session while the client is away) and the
+    retained messages sent when the subscription is made. ``qos=0`` is not queued while away;
+    ``retain_handling=2`` never sends retained messages; ``renew_on_connect`` subscribes again on
+    every connection, even when the broker kept the session, so the retained messages come
+    again (with ``retain_handling=0``).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    qos: int = Field(default=QOS, ge=0, le=1)
+    retain_handling: int = Field(default=0, ge=0, le=2)
+    renew_on_connect: bool = False
 
 
 class Will(BaseModel):
@@ -202,6 +220,7 @@ class BusClient:
         self._last_refusal = ""
         self._lock = threading.Lock()
         self._handlers: dict[str, tuple[int, Handler]] = {}
+        self._options: dict[str, SubscriptionOptions] = {}
         self._subscribed: set[str] = set()
         self._publishes = _Tracker()
         self._subscribes = _Tracker()
@@ -339,8 +358,16 @@ class BusClient:
 
     # -- subscribing -----------------------------------------------------------------------
 
-    def subscribe(self, topic_filter: str, handler: Handler, *, timeout: float = 10.0) -> None:
-        """Call ``handler`` for every message matching ``topic_filter`` (QoS 1).
+    def subscribe(
+        self,
+        topic_filter: str,
+        handler: Handler,
+        *,
+        timeout: float = 10.0,
+        options: SubscriptionOptions | None = None,
+    ) -> None:
+        """Call ``handler`` for every message matching ``topic_filter`` (QoS 1 unless
+        ``options`` say otherwise).
 
         If connected, wait for the broker's answer and raise `SubscriptionRefused` if it refuses
         (the handler is dropped) or `BusUnavailable` if it does not answer in ``timeout`` seconds
@@ -357,6 +384,7 @@ class BusClient:
                         "subscription identifier; rename one"
                     )
             self._handlers[topic_filter] = (sub_id, handler)
+            self._options[topic_filter] = options or SubscriptionOptions()
         if not self._connected.is_set():
             return
         future = self._send_subscribe(topic_filter, sub_id)
@@ -381,9 +409,10 @@ class BusClient:
     def _send_subscribe(self, topic_filter: str, sub_id: int) -> Future[None]:
         props = Properties(PacketTypes.SUBSCRIBE)
         props.SubscriptionIdentifier = sub_id
-        rc, mid = self._client.subscribe(
-            topic_filter, options=SubscribeOptions(qos=QOS), properties=props
-        )
+        with self._lock:
+            wanted = self._options.get(topic_filter) or SubscriptionOptions()
+        options = SubscribeOptions(qos=wanted.qos, retainHandling=wanted.retain_handling)
+        rc, mid = self._client.subscribe(topic_filter, options=options, properties=props)
         if mid is None:
             future: Future[None] = Future()
             future.set_exception(
@@ -427,7 +456,11 @@ class BusClient:
         with self._lock:
             if not flags.session_present:
                 self._subscribed.clear()
-            missing = [(f, i) for f, (i, _) in self._handlers.items() if f not in self._subscribed]
+            missing = [
+                (f, i)
+                for f, (i, _) in self._handlers.items()
+                if f not in self._subscribed or self._options[f].renew_on_connect
+            ]
         log.info(
             "connected to the broker",
             extra={

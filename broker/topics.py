@@ -8,6 +8,7 @@ The scheme mirrors KubeEdge's cloudhub/edgehub (see ARCHITECTURE.md, "Bus contra
 | ``sedna/node/<node>/down/workers/<namespace>/<name>`` | GM -> LC | yes      |
 | ``sedna/node/<node>/down/reporters/<namespace>/<name>`` | GM -> LC | yes    |
 | ``sedna/node/<node>/down/manifest``                 | GM -> LC  | yes      |
+| ``sedna/node/<node>/down/snapshot``                 | GM -> LC  | yes      |
 | ``sedna/node/<node>/up/<kind>/<namespace>/<name>``   | LC -> GM  | no       |
 | ``sedna/node/<node>/state``                         | LC -> all | yes      |
 | ``sedna/node/<node>/ack``                           | GM -> LC  | no       |
@@ -16,6 +17,9 @@ The scheme mirrors KubeEdge's cloudhub/edgehub (see ARCHITECTURE.md, "Bus contra
 confused with the reserved lower-case segments ``workers``, ``reporters`` and ``manifest``.
 ``workers`` carries a worker the LC runs; ``reporters`` one a kubelet runs on the node (the GM's
 ``pods`` backend), whose reports the LC takes (``apis.messages.ReportingWorker``).
+``snapshot`` carries the node's whole desired state in one message (``apis.NodeSnapshot``):
+the LC takes it at every (re)connect, and the per-object topics only live
+(``down_live_filter``).
 """
 
 from __future__ import annotations
@@ -34,16 +38,19 @@ __all__ = [
     "InvalidTopic",
     "ManifestTopic",
     "ReporterTopic",
+    "SnapshotTopic",
     "StateTopic",
     "Topic",
     "UpTopic",
     "WorkerTopic",
     "ack_topic",
     "down_filter",
+    "down_live_filter",
     "down_topic",
     "manifest_topic",
     "parse_topic",
     "reporter_topic",
+    "snapshot_topic",
     "state_topic",
     "strip_share",
     "up_filter",
@@ -65,6 +72,7 @@ GM_STATE_SUBSCRIPTION = f"{PREFIX}/+/state"
 _WORKERS = "workers"
 _REPORTERS = "reporters"
 _MANIFEST = "manifest"
+_SNAPSHOT = "snapshot"
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _KIND = re.compile(r"^[A-Z][A-Za-z0-9]*$")
@@ -184,6 +192,19 @@ class ManifestTopic:
 
 
 @dataclass(frozen=True, slots=True)
+class SnapshotTopic:
+    """The node's whole desired state in one message (retained; ``apis.NodeSnapshot``)."""
+
+    node: str
+
+    def __post_init__(self) -> None:
+        validate_node(self.node)
+
+    def __str__(self) -> str:
+        return f"{PREFIX}/{self.node}/down/{_SNAPSHOT}"
+
+
+@dataclass(frozen=True, slots=True)
 class UpTopic:
     """An upstream message (an envelope) from the node's LC about one resource."""
 
@@ -228,7 +249,16 @@ class AckTopic:
         return f"{PREFIX}/{self.node}/ack"
 
 
-Topic = DownTopic | WorkerTopic | ReporterTopic | ManifestTopic | UpTopic | StateTopic | AckTopic
+Topic = (
+    DownTopic
+    | WorkerTopic
+    | ReporterTopic
+    | ManifestTopic
+    | SnapshotTopic
+    | UpTopic
+    | StateTopic
+    | AckTopic
+)
 
 
 def down_topic(node: str, kind: str, namespace: str, name: str) -> str:
@@ -251,6 +281,11 @@ def manifest_topic(node: str) -> str:
     return str(ManifestTopic(node))
 
 
+def snapshot_topic(node: str) -> str:
+    """``sedna/node/<node>/down/snapshot``."""
+    return str(SnapshotTopic(node))
+
+
 def up_topic(node: str, kind: str, namespace: str, name: str) -> str:
     """``sedna/node/<node>/up/<kind>/<namespace>/<name>``."""
     return str(UpTopic(node, kind, namespace, name))
@@ -269,6 +304,12 @@ def ack_topic(node: str) -> str:
 def down_filter(node: str) -> str:
     """The LC's subscription: everything the GM sends to ``node`` (``.../down/#``)."""
     return f"{PREFIX}/{validate_node(node)}/down/#"
+
+
+def down_live_filter(node: str) -> str:
+    """Every per-object message the GM sends to ``node`` (resources, workers, reporters:
+    ``.../down/+/+/+``), without the manifest and the snapshot."""
+    return f"{PREFIX}/{validate_node(node)}/down/+/+/+"
 
 
 def up_filter(node: str) -> str:
@@ -300,6 +341,8 @@ def parse_topic(topic: str) -> Topic:
         if direction == "down":
             if rest == [_MANIFEST]:
                 return ManifestTopic(node)
+            if rest == [_SNAPSHOT]:
+                return SnapshotTopic(node)
             if len(rest) == 3 and rest[0] == _WORKERS:
                 return WorkerTopic(node, rest[1], rest[2])
             if len(rest) == 3 and rest[0] == _REPORTERS:
@@ -308,8 +351,8 @@ def parse_topic(topic: str) -> Topic:
                 return DownTopic(node, *rest)
             raise InvalidTopic(
                 f"topic {topic!r}: expected down/<kind>/<namespace>/<name>, "
-                "down/workers/<namespace>/<name>, down/reporters/<namespace>/<name> "
-                "or down/manifest"
+                "down/workers/<namespace>/<name>, down/reporters/<namespace>/<name>, "
+                "down/manifest or down/snapshot"
             )
         if direction == "up":
             if len(rest) == 3:

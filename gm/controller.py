@@ -156,6 +156,7 @@ class GlobalManager:
         self.queue.shutdown()
         for informer in self.informers.values():
             informer.stop()
+        self.downstream.close()
 
     def on_reconnect(self) -> None:
         """The broker may have lost retained messages: publish the whole desired state again."""

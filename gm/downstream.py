@@ -1,8 +1,13 @@
 """Downstream: keep every node's retained topics equal to what the node should hold.
 
-Each owner (a resource) declares its messages per topic; the publisher sends what changed,
-clears (empty retained payload) what is gone, and republishes the manifest of each node touched,
-so an LC can drop what it still runs but no longer should, even after missing a deletion.
+Each owner (a resource) declares its messages per topic; the publisher sends what changed at
+once and clears (empty retained payload) what is gone. Then, for each node touched, it sends
+the node's manifest and its snapshot (`apis.NodeSnapshot`: the node's whole desired state in
+one message, ``generation`` growing) -- coalesced: the first change after a quiet spell goes
+out at once, the changes that follow within ``flush_interval`` share one manifest and one
+snapshot a node, so a burst of N jobs costs each node a few snapshots, not N manifests. An LC
+takes the snapshot at every (re)connect: its whole desired state in one pass, deletions
+included (see ``lc.agent``).
 """
 
 from __future__ import annotations
@@ -10,11 +15,14 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from apis import ReportingWorker
+from pydantic import ValidationError
+
+from apis import NodeSnapshot, ReportingWorker, SnapshotItem
 from broker import BusClient, BusError, Manifest, ManifestItem, topics
 
 log = logging.getLogger(__name__)
@@ -97,12 +105,46 @@ def reporter_message(node: str, reporter: ReportingWorker, resource_version: str
     )
 
 
+def _manifest(messages: list[NodeMessage]) -> Manifest:
+    return Manifest(
+        items=[
+            ManifestItem(
+                kind=m.kind, namespace=m.namespace, name=m.name, resource_version=m.resource_version
+            )
+            for m in messages
+        ]
+    )
+
+
+def _snapshot(node: str, generation: int, messages: list[NodeMessage]) -> NodeSnapshot:
+    items = [
+        SnapshotItem(
+            kind=m.kind,
+            namespace=m.namespace,
+            name=m.name,
+            resource_version=m.resource_version,
+            body=m.body,
+        )
+        for m in messages
+    ]
+    return NodeSnapshot(node=node, generation=generation, items=items)
+
+
 class DownstreamPublisher:
     """Publishes the desired state of every node and clears what is no longer desired."""
 
-    def __init__(self, bus: BusClient) -> None:
+    def __init__(self, bus: BusClient, *, flush_interval: float = 0.05) -> None:
         self._bus = bus
+        self.flush_interval = flush_interval
         self._lock = threading.RLock()
+        self._dirty: set[str] = set()  # nodes whose manifest and snapshot are to be sent
+        self._generation = 0  # of the last snapshot sent (or seen retained at start-up)
+        #: Snapshots sent, by node (for tests and benchmarks).
+        self.snapshots_sent: dict[str, int] = {}
+        self._wake = threading.Event()
+        self._closed = threading.Event()
+        self._flusher = threading.Thread(target=self._flush_loop, name="downstream", daemon=True)
+        self._flusher.start()
         self._by_owner: dict[str, dict[str, NodeMessage]] = {}
         self._sent: dict[str, bytes] = {}  # topic -> payload the broker has
         self._orphans: set[str] = set()  # retained topics found on the broker, not yet claimed
@@ -136,10 +178,7 @@ class DownstreamPublisher:
             for topic in old.keys() - new.keys():
                 self._send(topic, b"")
             for node in touched:
-                if self._holding:
-                    self._held.add(node)
-                else:
-                    self._send_manifest(node)
+                self._node_changed(node)
 
     def hold_manifests(self) -> None:
         """Send no manifest until :meth:`clear_orphans` (a GM starting up declares its owners one
@@ -159,9 +198,22 @@ class DownstreamPublisher:
         self.set_owner(owner, [])
 
     def note_retained(self, topic: str, payload: bytes) -> None:
-        """A retained message seen on the broker (at start-up), to clear later if unclaimed."""
+        """A retained message seen on the broker (at start-up), to clear later if unclaimed;
+        a snapshot's generation, so the next one is newer even if the clock went back."""
+        try:
+            parsed: object = topics.parse_topic(topic)
+        except topics.InvalidTopic:
+            parsed = None  # not one of ours: an orphan like any other
         with self._lock:
-            if payload and topic not in self._sent and not topic.endswith("/down/manifest"):
+            if isinstance(parsed, topics.SnapshotTopic):
+                try:
+                    seen = NodeSnapshot.model_validate_json(payload).generation
+                except ValidationError:
+                    return
+                self._generation = max(self._generation, seen)
+            elif (
+                payload and topic not in self._sent and not isinstance(parsed, topics.ManifestTopic)
+            ):
                 self._orphans.add(topic)
                 self._sent[topic] = payload
 
@@ -175,7 +227,7 @@ class DownstreamPublisher:
                 self._send(topic, b"")
                 nodes.add(topic.split("/")[2])
             for node in nodes:
-                self._send_manifest(node)
+                self._node_changed(node)
             return len(orphans)
 
     def republish(self) -> None:
@@ -188,29 +240,65 @@ class DownstreamPublisher:
                     self._send(topic, message.payload())
                     nodes.add(message.node)
             for node in nodes:
-                self._send_manifest(node)
+                self._node_changed(node)
 
     def manifest(self, node: str) -> Manifest:
         """What ``node`` should hold right now."""
+        return _manifest(self._messages_of({node}).get(node, []))
+
+    def snapshot(self, node: str, generation: int) -> NodeSnapshot:
+        """Everything ``node`` should hold right now, as one message."""
+        return _snapshot(node, generation, self._messages_of({node}).get(node, []))
+
+    def flush(self) -> None:
+        """Send the manifest and snapshot of every node changed since the last flush."""
+        with self._lock:  # in order with the per-object messages: everything before is in it
+            nodes, self._dirty = self._dirty, set()
+            by_node = self._messages_of(nodes)  # one pass over all messages, not one a node
+            for node in sorted(nodes):
+                messages = by_node.get(node, [])
+                self._send(topics.manifest_topic(node), _manifest(messages).to_bytes())
+                self._generation = max(self._generation + 1, time.time_ns() // 1000)
+                snapshot = _snapshot(node, self._generation, messages)
+                self._send(topics.snapshot_topic(node), snapshot.model_dump_json(by_alias=True))
+                self.snapshots_sent[node] = self.snapshots_sent.get(node, 0) + 1
+
+    def _messages_of(self, nodes: set[str]) -> dict[str, list[NodeMessage]]:
         with self._lock:
-            items = [
-                ManifestItem(
-                    kind=m.kind,
-                    namespace=m.namespace,
-                    name=m.name,
-                    resource_version=m.resource_version,
-                )
-                for messages in self._by_owner.values()
-                for m in messages.values()
-                if m.node == node
-            ]
-        items.sort(key=lambda i: (i.kind, i.namespace, i.name))
-        return Manifest(items=items)
+            by_node: dict[str, list[NodeMessage]] = {}
+            for messages in self._by_owner.values():
+                for m in messages.values():
+                    if m.node in nodes:
+                        by_node.setdefault(m.node, []).append(m)
+        for messages in by_node.values():
+            messages.sort(key=lambda m: (m.kind, m.namespace, m.name))
+        return by_node
 
-    def _send_manifest(self, node: str) -> None:
-        self._send(topics.manifest_topic(node), self.manifest(node).to_bytes())
+    def close(self) -> None:
+        """Stop the flusher (what it has not sent yet, the next GM sends)."""
+        self._closed.set()
+        self._wake.set()
+        self._flusher.join(5)
 
-    def _send(self, topic: str, payload: bytes) -> None:
+    def _node_changed(self, node: str) -> None:
+        if self._holding:
+            self._held.add(node)
+            return
+        self._dirty.add(node)
+        self._wake.set()
+
+    def _flush_loop(self) -> None:
+        while not self._closed.is_set():
+            self._wake.wait()
+            self._wake.clear()
+            try:
+                self.flush()
+            except Exception:
+                log.exception("sending manifests and snapshots failed")
+            self._closed.wait(self.flush_interval)  # what changes meanwhile goes out together
+
+    def _send(self, topic: str, payload: bytes | str) -> None:
+        payload = payload.encode() if isinstance(payload, str) else payload
         if self._sent.get(topic) == payload or (not payload and topic not in self._sent):
             return
         if payload:

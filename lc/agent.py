@@ -1,10 +1,17 @@
 """The LocalController of one node: the bus on one side, workers and datasets on the other.
 
-Downstream, the node's retained topics are its whole desired state: every (re)connect delivers
-it again, so there is no resync protocol. A message carrying an older resourceVersion than one
-already seen is ignored; only an empty payload or the manifest removes something. Upstream,
-every worker phase change, worker report and dataset count goes through the Redis outbox and is
-re-sent until the GM acknowledges it.
+Downstream, the node's retained snapshot (``.../down/snapshot``, `apis.NodeSnapshot`) is its
+whole desired state in one message. The LC subscribes to it anew at every (re)connect, at QoS 0
+(nothing queues up while it is away), so a reconnect after any outage delivers exactly one
+message and one pass makes the node match: what the snapshot lists runs, the rest stops. The
+per-object topics (``.../down/+/+/+``) come live only (QoS 0, no retained copies): they carry
+each change at once; the snapshot the GM sends after every batch of changes confirms them.
+A snapshot older than the last one taken (its ``generation``), or an object older than the
+one held (its resourceVersion) is ignored; a snapshot that does not validate is refused whole,
+with an error naming what is wrong, and the state held stays. Only an empty payload or a
+snapshot removes something, never a missing message. Upstream, every worker phase change,
+worker report and dataset count goes through the Redis outbox and is re-sent until the GM
+acknowledges it.
 """
 
 from __future__ import annotations
@@ -15,9 +22,19 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from apis import DatasetMessage, OwnerReference, ReportingWorker, WorkerMessage, WorkerReport
+from pydantic import ValidationError
+
+from apis import (
+    DatasetMessage,
+    NodeSnapshot,
+    OwnerReference,
+    ReportingWorker,
+    WorkerMessage,
+    WorkerReport,
+)
 from broker import (
     BusClient,
+    BusError,
     BusMessage,
     MalformedMessage,
     Manifest,
@@ -28,6 +45,7 @@ from broker import (
     connect_redis,
     topics,
 )
+from broker.client import SubscriptionOptions
 from lc.datasets import DatasetMonitor, DatasetObservation
 from lc.errors import InvalidReport, InvalidWorkerSpec
 from lc.logserver import LogServer
@@ -63,6 +81,24 @@ class DesiredState:
     reporters: dict[str, ReportingWorker] = field(default_factory=dict)
     reporter_keys: set[str] | None = None
     manifest: Manifest | None = None
+    #: Of the last snapshot taken (0: none yet; then the snapshot, not the manifest, decides).
+    generation: int = 0
+    #: Topics a per-object message set or cleared since the last snapshot that came live (a
+    #: snapshot the broker sends on subscribing may be older than them).
+    pending: set[str] = field(default_factory=set)
+    #: topic -> resourceVersion it had when an empty payload deleted it.
+    tombstones: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class DownstreamCounts:
+    """What the LC received downstream and did with it (for tests and benchmarks)."""
+
+    messages: int = 0  # per-object messages
+    snapshots: int = 0  # snapshots taken
+    stale: int = 0  # snapshots ignored: not newer than the last one taken
+    refused: int = 0  # snapshots that did not validate
+    passes: int = 0  # sync passes run because something arrived
 
 
 class LocalController:
@@ -108,6 +144,7 @@ class LocalController:
         self.datasets = DatasetMonitor(self._on_dataset, period=settings.dataset_poll_period)
         self.staged = StagedJobs(self.node, settings.data_dir, self.outbox.put)
         self.desired = DesiredState()
+        self.counts = DownstreamCounts()
         self._watched: set[str] = set()
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -127,7 +164,17 @@ class LocalController:
         self.runtime.start()
         self.logs.start()
         self.datasets.start()
-        self.bus.subscribe(topics.down_filter(self.node), self._on_down)
+        # At every connect the one retained snapshot; the per-object topics only live.
+        self.bus.subscribe(
+            topics.snapshot_topic(self.node),
+            self._on_down,
+            options=SubscriptionOptions(qos=0, renew_on_connect=True),
+        )
+        self.bus.subscribe(
+            topics.down_live_filter(self.node),
+            self._on_down,
+            options=SubscriptionOptions(qos=0, retain_handling=2),
+        )
         self.outbox.start()
         loops = (
             (self._sync_loop, "sync"),
@@ -139,7 +186,17 @@ class LocalController:
             thread.start()
             self._threads.append(thread)
         self.bus.start(wait=connect_timeout)
+        self._drop_old_subscription()
         log.info("local controller started", extra={"node": self.node, "lc": self.report_url})
+
+    def _drop_old_subscription(self) -> None:
+        """A session of an earlier LC may still hold ``.../down/#`` at QoS 1 (every change
+        queued while away): it goes."""
+        if self.bus.connected.is_set():
+            try:
+                self.bus.unsubscribe(topics.down_filter(self.node))
+            except BusError as exc:
+                log.info("could not drop the old subscription: %s", exc, extra={"node": self.node})
 
     def stop(self, stop_workers: bool = False) -> None:
         """Stop following the bus. Workers keep running for the next LC to adopt, unless
@@ -189,6 +246,9 @@ class LocalController:
         reporter: ReportingWorker | None = None
         try:
             topic = topics.parse_topic(message.topic)
+            if isinstance(topic, topics.SnapshotTopic):
+                self._on_snapshot(message)
+                return
             body = json.loads(message.payload) if message.payload else None
             if isinstance(topic, topics.ManifestTopic):
                 manifest = Manifest.from_bytes(message.payload) if message.payload else None
@@ -200,6 +260,7 @@ class LocalController:
             log.error("dropping bad downstream message: %s", exc, extra={"node": self.node})
             return
         with self._lock:
+            self.counts.messages += 1
             if isinstance(topic, topics.ManifestTopic):
                 if manifest is not None:
                     self.desired.manifest = manifest
@@ -209,14 +270,97 @@ class LocalController:
                         if i.kind == ReportingWorker.MANIFEST_KIND
                     }
             elif isinstance(topic, topics.ReporterTopic):
+                self.desired.pending.add(message.topic)
                 key = f"{topic.namespace}/{topic.name}"
                 if reporter is None:
                     self.desired.reporters.pop(key, None)
                 else:
                     self.desired.reporters[key] = reporter
             elif isinstance(topic, topics.WorkerTopic | topics.DownTopic):
+                self.desired.pending.add(message.topic)
                 self._record(message.topic, topic, body)
         self._wake.set()
+
+    def _on_snapshot(self, message: BusMessage) -> None:
+        """Take the node's whole desired state, if it validates and is newer than the last."""
+        try:
+            snapshot = NodeSnapshot.model_validate_json(message.payload)
+            if snapshot.node != self.node:
+                raise MalformedMessage(f"it is the snapshot of node {snapshot.node!r}")
+            wanted = {_item_topic(self.node, item): item for item in snapshot.items}
+            reporters = {
+                t: ReportingWorker.model_validate(i.body)
+                for t, i in wanted.items()
+                if i.kind == ReportingWorker.MANIFEST_KIND
+            }
+        except (ValidationError, MalformedMessage, topics.InvalidTopic) as exc:
+            with self._lock:
+                self.counts.refused += 1
+            log.error(
+                "refusing an invalid snapshot, keeping the state held: %s",
+                _explain(exc),
+                extra={"node": self.node},
+            )
+            return
+        with self._lock:
+            held = self.desired.generation
+            if snapshot.generation <= held:
+                self.counts.stale += 1
+                log.info(
+                    "ignoring an out-of-date snapshot (generation %d, holding %d)",
+                    snapshot.generation,
+                    held,
+                    extra={"node": self.node},
+                )
+                return
+            self._take(snapshot, wanted, reporters, live=not message.retain)
+        self._wake.set()
+
+    def _take(
+        self,
+        snapshot: NodeSnapshot,
+        wanted: dict[str, Any],
+        reporters: dict[str, ReportingWorker],
+        *,
+        live: bool,
+    ) -> None:
+        """Make the desired state the snapshot's (under the lock). A snapshot the broker sent on
+        subscribing (not ``live``) may be older than per-object messages already taken: those
+        stay until a live snapshot confirms or removes them."""
+        desired = self.desired
+        node = self.node
+        held = {topics.worker_topic(node, *k.split("/", 1)): k for k in desired.workers}
+        held |= {topics.down_topic(node, *k.split("/", 2)): k for k in desired.resources}
+        held |= {topics.reporter_topic(node, *k.split("/", 1)): k for k in desired.reporters}
+        for topic, key in held.items():
+            if topic in wanted or (not live and topic in desired.pending):
+                continue
+            self._forget(topic, key)
+        for topic, item in wanted.items():
+            version = _rv(item.resource_version)
+            if version < desired.versions.get(topic, 0) or version <= desired.tombstones.get(
+                topic, -1
+            ):
+                continue  # what is held is newer
+            if topic in reporters:
+                desired.reporters[reporters[topic].key] = reporters[topic]
+                desired.versions[topic] = version
+            else:
+                self._record(topic, topics.parse_topic(topic), item.body)
+        desired.generation = snapshot.generation
+        desired.manifest, desired.reporter_keys = None, None  # the snapshot decides
+        if live:
+            desired.pending.clear()
+            desired.tombstones.clear()
+        self.counts.snapshots += 1
+
+    def _forget(self, topic: str, key: str) -> None:
+        parsed = topics.parse_topic(topic)
+        if isinstance(parsed, topics.ReporterTopic):
+            self.desired.reporters.pop(key, None)
+            self.desired.tombstones[topic] = self.desired.versions.pop(topic, 0)
+        else:
+            self._record(topic, parsed, None)
 
     def _record(self, raw_topic: str, topic: Any, body: dict[str, Any] | None) -> None:
         is_worker = isinstance(topic, topics.WorkerTopic)
@@ -226,25 +370,28 @@ class LocalController:
             key, store = f"{topic.kind}/{topic.namespace}/{topic.name}", self.desired.resources
         if body is None:
             store.pop(key, None)
-            self.desired.versions.pop(raw_topic, None)
+            self.desired.tombstones[raw_topic] = self.desired.versions.pop(raw_topic, 0)
             if is_worker:
                 self.desired.deleted_workers.add(key)
             return
-        if is_worker:
-            self.desired.deleted_workers.discard(key)
         version = _rv(body.get("metadata", {}).get("resourceVersion"))
         if version < self.desired.versions.get(raw_topic, 0):
             log.info("ignoring an older version", extra={"node": self.node, "object": key})
             return
+        if is_worker:
+            self.desired.deleted_workers.discard(key)
         self.desired.versions[raw_topic] = version
+        self.desired.tombstones.pop(raw_topic, None)
         store[key] = body
 
     def _sync_loop(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(2.0)
+            woken = self._wake.wait(2.0)
             self._wake.clear()
             if self._stop.is_set():
                 return
+            if woken:
+                self.counts.passes += 1
             try:
                 self.sync()
             except Exception:
@@ -257,8 +404,11 @@ class LocalController:
             resources = dict(self.desired.resources)
             deleted = set(self.desired.deleted_workers)
             manifest = self.desired.manifest
+            from_snapshot = self.desired.generation > 0
         wanted_workers: set[str] | None = None
-        if manifest is not None:
+        if from_snapshot:  # the snapshot lists everything; what runs and is not wanted stops
+            wanted_workers = set(workers)
+        elif manifest is not None:
             wanted = {(i.kind, i.namespace, i.name) for i in manifest.items}
             wanted_workers = {f"{ns}/{name}" for kind, ns, name in wanted if kind == "Pod"}
             workers = {k: v for k, v in workers.items() if k in wanted_workers}
@@ -378,3 +528,22 @@ def _reporter(topic: topics.ReporterTopic, body: dict[str, Any] | None) -> Repor
     if reporter.key != f"{topic.namespace}/{topic.name}":
         raise MalformedMessage(f"{topic}: the body names worker {reporter.key}")
     return reporter
+
+
+def _item_topic(node: str, item: Any) -> str:
+    """The per-object topic a snapshot item stands for."""
+    if item.kind == "Pod":
+        return topics.worker_topic(node, item.namespace, item.name)
+    if item.kind == ReportingWorker.MANIFEST_KIND:
+        return topics.reporter_topic(node, item.namespace, item.name)
+    return topics.down_topic(node, item.kind, item.namespace, item.name)
+
+
+def _explain(exc: Exception) -> str:
+    """What is wrong with a snapshot, field by field."""
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
+        for e in exc.errors(include_url=False)
+    )
