@@ -13,7 +13,7 @@ Where the parts run (``StackOptions.processes``):
 - ``none``: everything but Mosquitto and Redis in this process (tests that reach into parts).
 
 A crash of ``sedna up`` (kill -9) leaves its Mosquitto, Redis and workers running; its
-component processes see their stdin close and stop, leaving the workers running. The next start
+component processes see their pipe to it close and stop, leaving the workers running. The next start
 on the same data directory stops whatever it still finds by the PID files (checked by process
 identity, never by name), starts everything again on the ports kept in ``ports.json`` with the
 same data, and the LCs adopt the workers, which keep running: their ``LC_SERVER`` is the same.
