@@ -30,6 +30,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
+from apis import Dataset, Model
 from apis.location import node_location
 from gm.kinds import JobPolicy, job_policies, policy_for_kind
 
@@ -231,13 +232,13 @@ def _input_families(
         labels=[*_JOB, "node", "job_kind", "job_name", "stage"],
     )
     model = GaugeMetricFamily(
-        "sedna_model_metric", "A Model's status.metrics value by key", labels=[*_JOB, "key"]
+        "sedna_model_metric", "A model's status.metrics value by key", labels=[*_JOB, "key"]
     )
     for kind, obj in inputs:
         meta = obj.get("metadata") or {}
         where = [kind, meta.get("namespace", "default"), meta.get("name", "")]
         status = obj.get("status") or {}
-        if kind == "Dataset":
+        if kind == Dataset.KIND:
             node = str((obj.get("spec") or {}).get("nodeName") or "")
             if isinstance(status.get("numberOfSamples"), int):
                 samples.add_metric([*where, node], status["numberOfSamples"])
@@ -245,7 +246,7 @@ def _input_families(
                 for name, key in (("Train", "train"), ("Eval", "eval")):
                     if isinstance(data.get(key), int):
                         stage.add_metric([*where, node, job_kind, job_name, name], data[key])
-        elif kind == "Model":
+        elif kind == Model.KIND:
             for entry in status.get("metrics") or []:
                 number = _number(entry.get("value"))
                 if number is not None and entry.get("key"):
