@@ -144,17 +144,19 @@ class Sampler:
             )
 
     def start(self) -> None:
-        """Sample now, then every ``interval`` seconds in a background thread."""
-        self.sample()
+        """Sample now and then every ``interval`` seconds, in a background thread (a slow or
+        absent target never holds up the start)."""
         self._thread = threading.Thread(target=self._run, name="opsui-sampler", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        while True:
             try:
                 self.sample()
             except Exception:
                 log.exception("sampling failed")
+            if self._stop.wait(self.interval):
+                return
 
     def stop(self) -> None:
         """Stop sampling."""
