@@ -49,6 +49,7 @@ class Informer:
         self._watch_timeout = watch_timeout
         self._retry_delay = retry_delay
         self._cache: dict[str, Obj] = {}
+        self._own: dict[str, str] = {}  # key -> resourceVersion of the GM's own last write
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._watch: watch.Watch | None = None
@@ -75,15 +76,22 @@ class Informer:
         with self._lock:
             return list(self._cache.values())
 
-    def observe(self, obj: Obj) -> None:
+    def observe(self, obj: Obj, *, own_write: bool = False) -> None:
         """Cache ``obj`` as returned by the GM's own write, unless the cache already has a newer
         version: the next write then carries its resourceVersion without waiting for the watch
-        (client-go's mutation cache). No handler is called; the watch event follows."""
+        (client-go's mutation cache). No handler is called. With ``own_write`` (the writer acted
+        on this very version, e.g. a status it computed), the watch event of that version does
+        not call the handler either: reconciling it again would find nothing to do."""
         key = object_key(obj)
         with self._lock:
             cached = self._cache.get(key)
             if cached is None or _newer(obj, cached):
                 self._cache[key] = obj
+                version = obj.get("metadata", {}).get("resourceVersion")
+                if own_write and version:
+                    self._own[key] = version
+                else:
+                    self._own.pop(key, None)
 
     def _to_dict(self, obj: Any) -> Obj:
         return obj if isinstance(obj, dict) else self._api_client.sanitize_for_serialization(obj)
@@ -110,12 +118,18 @@ class Informer:
 
     def _apply(self, event_type: str, obj: Obj) -> None:
         key = object_key(obj)
+        version = obj.get("metadata", {}).get("resourceVersion")
         with self._lock:
+            own = self._own.get(key)
+            echo = event_type == "MODIFIED" and version is not None and own == version
+            if echo or event_type == "DELETED":
+                self._own.pop(key, None)
             if event_type == "DELETED":
                 self._cache.pop(key, None)
             elif key not in self._cache or not _newer(self._cache[key], obj):
                 self._cache[key] = obj
-        self._handler(event_type, obj)
+        if not echo:
+            self._handler(event_type, obj)
 
     def _watch_from(self, resource_version: str) -> str:
         """Watch until the stream ends; return the last resourceVersion seen."""

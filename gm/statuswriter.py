@@ -4,7 +4,8 @@ A status is a function of the object as the informer caches it (spec and previou
 recorded upstream messages (``gm.records``), the planned workers and, with the ``pods`` backend,
 the worker Pods. It is written with the cached ``resourceVersion`` (optimistic concurrency; a
 409 requeues the key and the next attempt reads the newer cached object), never after a GET, and
-the written object goes back into the cache so the next write need not wait for the watch.
+the written object goes back into the cache so the next write need not wait for the watch (and
+that version's watch event does not reconcile the object again).
 """
 
 from __future__ import annotations
@@ -76,5 +77,5 @@ class StatusWriter:
             meta["name"], body,
         )  # fmt: skip
         if isinstance(updated, dict) and updated.get("metadata"):
-            self._informers[kid].observe(updated)
+            self._informers[kid].observe(updated, own_write=True)
         return True
