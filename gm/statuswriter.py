@@ -17,7 +17,7 @@ from kubernetes import client
 
 from apis import KindInfo, WorkerStatus
 from gm import status as rules
-from gm.informer import Informer
+from gm.informer import Informer, object_key
 from gm.kinds import JobPolicy, KindPolicy, Status
 from gm.plan import DesiredWorker
 from gm.pods import phases_from_pods
@@ -72,10 +72,11 @@ class StatusWriter:
             return False
         meta = obj["metadata"]
         body = {"metadata": {"resourceVersion": meta["resourceVersion"]}, "status": status}
-        updated = self._custom.patch_namespaced_custom_object_status(
-            info.group, info.version, meta.get("namespace", "default"), info.plural,
-            meta["name"], body,
-        )  # fmt: skip
-        if isinstance(updated, dict) and updated.get("metadata"):
-            self._informers[kid].observe(updated, own_write=True)
+        with self._informers[kid].own_write(object_key(obj)) as wrote:
+            updated = self._custom.patch_namespaced_custom_object_status(
+                info.group, info.version, meta.get("namespace", "default"), info.plural,
+                meta["name"], body,
+            )  # fmt: skip
+            if isinstance(updated, dict) and updated.get("metadata"):
+                wrote(updated)
         return True

@@ -12,6 +12,7 @@ from apis import parse_resource, to_canonical
 from apis.base import OwnerReference
 from apis.kinds import ObjectRef, WorkerStatus
 from apis.messages import WorkerMessage, WorkerOutput
+from gm.informer import Informer
 from gm.kinds import JobPolicy, policy_for_kind
 from gm.kinds.federated_learning import federated_learning_status
 from gm.kinds.joint_inference import joint_inference_status
@@ -80,6 +81,36 @@ def test_delayed_key_is_released_when_due() -> None:
     assert queue.get(timeout=0) is None
     clock.now = 10.5
     assert queue.get(timeout=0) == "k"
+
+
+def _obj(version: str, phase: str = "Running") -> dict[str, Any]:
+    return {
+        "metadata": {"namespace": "ns", "name": "a", "resourceVersion": version},
+        "status": {"phase": phase},
+    }
+
+
+def test_own_write_echo_does_not_wake_the_handler_before_or_after_the_answer() -> None:
+    events: list[tuple[str, str]] = []
+    informer = Informer(
+        "t",
+        list,
+        lambda t, o: events.append((t, o["metadata"]["resourceVersion"])),
+        None,  # type: ignore[arg-type]
+    )
+    informer._apply("ADDED", _obj("1"))
+    with informer.own_write("ns/a") as wrote:  # the echo comes after the answer
+        wrote(_obj("2"))
+    assert informer.get("ns/a") == _obj("2")
+    informer._apply("MODIFIED", _obj("2"))
+    with informer.own_write("ns/a") as wrote:  # another's write, then the echo, then the answer
+        informer._apply("MODIFIED", _obj("3", "Failed"))
+        informer._apply("MODIFIED", _obj("4"))
+        wrote(_obj("4"))
+    informer._apply("MODIFIED", _obj("5", "Failed"))  # someone else's write
+    with informer.own_write("ns/a"):  # a write that failed: held events are handled
+        informer._apply("MODIFIED", _obj("6"))
+    assert events == [("ADDED", "1"), ("MODIFIED", "3"), ("MODIFIED", "5"), ("MODIFIED", "6")]
 
 
 def test_shutdown_wakes_waiters() -> None:
