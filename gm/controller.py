@@ -103,7 +103,7 @@ class GlobalManager:
             self.informers[PODS] = Informer(PODS, list_pods, self._on_pod_event, api_client)
         self.records = Records(redis_client, stop=self._stop)
         self.upstream = UpstreamRecorder(
-            self.records, key_of, self.queue.add, metrics, self.downstream.sent
+            self.records, key_of, self._enqueue_recorded, metrics, self.downstream.sent
         )
         self.status = StatusWriter(self._custom, self.informers)
         # With Pods, the kubelet (KubeEdge's edged) owns the Node and its conditions.
@@ -116,6 +116,11 @@ class GlobalManager:
     def node_listeners(self) -> list[NodeListener]:
         """Called with (node, "online"/"offline") whenever an LC's state changes."""
         return self.nodes.listeners
+
+    def _enqueue_recorded(self, key: str) -> None:
+        """Queue an object whose records changed, at most once per ``status_interval``: under
+        load, the reports of one object arriving meanwhile are one later status write."""
+        self.queue.add_spaced(key, self.settings.status_interval)
 
     def apply_upstream(self, batch: Sequence[Upstream]) -> RecordedBatch:
         """Record a batch of upstream messages (each id once, by the receiver, which commits

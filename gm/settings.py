@@ -49,6 +49,12 @@ SOURCES: dict[str, Source] = {
     "upstream_batch": Source(
         "--upstream-batch", "SEDNA_GM_UPSTREAM_BATCH", "most upstream messages in one batch"
     ),
+    "status_interval": Source(
+        "--status-interval",
+        "SEDNA_GM_STATUS_INTERVAL",
+        "least seconds between two reconciles of one object for its upstream messages"
+        " (messages arriving meanwhile are one later status write)",
+    ),
     "kb_server": Source(
         "--kb-server",
         "SEDNA_KB_SERVER",
@@ -79,6 +85,7 @@ class GMSettings(ComponentSettings):
     workers: int = Field(default=4, ge=1, le=64)
     upstream_workers: int = Field(default=1, ge=1, le=16)
     upstream_batch: int = Field(default=500, ge=1, le=10000)
+    status_interval: float = Field(default=0.05, ge=0, le=10)
     kb_server: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/\S*)?$")
 
 

@@ -2,7 +2,8 @@
 
 Keys (``kind/namespace/name``) are de-duplicated while waiting; a key being processed is never
 handed to a second worker, and a key added during processing runs again once it is done. Failed
-keys come back after an exponential backoff; ``forget`` resets it after a success.
+keys come back after an exponential backoff; ``forget`` resets it after a success. ``add_spaced``
+runs a key at most once per interval: the adds that arrive meanwhile become one later run.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ class WorkQueue:
         self._dirty: set[str] = set()
         self._delayed: list[tuple[float, str]] = []
         self._failures: dict[str, int] = {}
+        self._started: dict[str, float] = {}  # key -> when it was last handed out (add_spaced)
+        self._spaced: dict[str, float] = {}  # key -> when its pending spaced run is due
+        self._prune_at = 1024
         self._shutdown = False
 
     def add(self, key: str) -> None:
@@ -54,6 +58,26 @@ class WorkQueue:
         with self._cond:
             heapq.heappush(self._delayed, (self._clock() + delay, key))
             self._cond.notify()
+
+    def add_spaced(self, key: str, interval: float) -> None:
+        """Queue ``key`` now if it last started ``interval`` seconds ago or more, else when that
+        interval is over (once, however many adds arrive meanwhile)."""
+        with self._cond:
+            if self._shutdown or key in self._queued:
+                return
+            now = self._clock()
+            due = self._started.get(key, now - interval) + interval
+            if due <= now:
+                self._started.pop(key, None)
+                self._prune_started(now, interval)
+            elif key in self._spaced:
+                return  # already due at the end of the interval
+            else:
+                self._spaced[key] = due
+                heapq.heappush(self._delayed, (due, key))
+                self._cond.notify()
+                return
+        self.add(key)
 
     def add_rate_limited(self, key: str) -> float:
         """Queue ``key`` after its backoff (doubling on each failure); returns the delay."""
@@ -84,6 +108,7 @@ class WorkQueue:
                     key = self._ready.pop(0)
                     self._queued.discard(key)
                     self._processing.add(key)
+                    self._started[key] = self._clock()
                     return key
                 if self._shutdown:
                     return None
@@ -115,7 +140,9 @@ class WorkQueue:
     def _promote_due(self) -> None:
         now = self._clock()
         while self._delayed and self._delayed[0][0] <= now:
-            _, key = heapq.heappop(self._delayed)
+            due, key = heapq.heappop(self._delayed)
+            if self._spaced.get(key) == due:
+                del self._spaced[key]
             if key in self._queued:
                 continue
             if key in self._processing:
@@ -123,6 +150,12 @@ class WorkQueue:
                 continue
             self._queued.add(key)
             self._ready.append(key)
+
+    def _prune_started(self, now: float, interval: float) -> None:
+        """Forget start times older than ``interval`` once they pile up (deleted objects')."""
+        if len(self._started) > self._prune_at:
+            self._started = {k: t for k, t in self._started.items() if t + interval > now}
+            self._prune_at = max(1024, 2 * len(self._started))
 
     def _next_wait(self, deadline: float | None) -> float | None:
         now = self._clock()

@@ -83,6 +83,25 @@ def test_delayed_key_is_released_when_due() -> None:
     assert queue.get(timeout=0) == "k"
 
 
+def test_spaced_adds_within_the_interval_are_one_run_at_its_end() -> None:
+    clock = FakeClock()
+    queue = WorkQueue(clock=clock)
+    queue.add_spaced("k", 1.0)  # not run lately: at once
+    assert queue.get(timeout=0) == "k"
+    queue.done("k")
+    clock.now = 0.25
+    queue.add_spaced("k", 1.0)
+    queue.add_spaced("k", 1.0)
+    assert queue.get(timeout=0) is None  # started 0.25 s ago: waits for the interval
+    clock.now = 1.0
+    assert queue.get(timeout=0) == "k"
+    queue.done("k")
+    assert queue.get(timeout=0) is None  # the two adds were one run
+    clock.now = 2.5
+    queue.add_spaced("k", 1.0)
+    assert queue.get(timeout=0) == "k"
+
+
 def _obj(version: str, phase: str = "Running") -> dict[str, Any]:
     return {
         "metadata": {"namespace": "ns", "name": "a", "resourceVersion": version},
