@@ -176,9 +176,15 @@ class Manifest(WireModel):
 
 
 class Ack(WireModel):
-    """The ids of upstream messages the GM has applied (sent on ``sedna/node/<node>/ack``)."""
+    """The ids of upstream messages the GM has applied (sent on ``sedna/node/<node>/ack``).
 
-    ids: list[str]
+    ``resend``: a GM that just started asks the LC to send every message it has not seen
+    acknowledged again at once (what was in flight when the last GM died is lost with it), so
+    an outage costs the LC no ``resend_after`` wait.
+    """
+
+    ids: list[str] = Field(default_factory=list)
+    resend: bool = False
 
     @field_validator("ids")
     @classmethod

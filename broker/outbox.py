@@ -142,6 +142,7 @@ class Outbox:
         self._published = 0  # publishes so far, to order them
         self._acked_order = 0  # the latest publish the GM acknowledged
         self._last_ack = time.monotonic()
+        self._resend_all = False  # a new GM asked for every unacknowledged message again
         self._stats_lock = threading.Lock()
         self._stats = OutboxStats()
         self._wake = threading.Event()
@@ -287,6 +288,15 @@ class Outbox:
             log.warning("ignoring malformed ack", extra={"topic": message.topic, "error": str(err)})
             return
         self.ack(ack.ids)
+        if ack.resend:
+            self.resend_unacked()
+
+    def resend_unacked(self) -> None:
+        """Send every published message not acknowledged yet again now (a new GM started:
+        what the old one held is lost), without waiting ``resend_after``."""
+        with self._window_lock:
+            self._resend_all = True
+        self._wake.set()
 
     def _on_published(self, entry: _Entry) -> Callable[[Future[None]], None]:
         def done(future: Future[None]) -> None:
@@ -358,6 +368,10 @@ class Outbox:
             stalled = now - self._last_ack >= resend_after
             acked_order = self._acked_order
             published = self._published_order
+            if self._resend_all:
+                self._resend_all = False
+                lost += [f for f in published if not f.acked]
+                published.clear()
             while published:
                 flight = published[0]
                 if flight.acked:

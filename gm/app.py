@@ -8,7 +8,16 @@ import threading
 from kubernetes import client, config
 from kubernetes.config.kube_config import KubeConfigLoader, KubeConfigMerger
 
-from broker import BusClient, Dedup, UpstreamReceiver, bus_settings_from_url, connect_redis
+from broker import (
+    BusClient,
+    BusError,
+    Dedup,
+    UpstreamReceiver,
+    bus_settings_from_url,
+    connect_redis,
+    topics,
+)
+from broker.envelope import Ack
 from gm.controller import GlobalManager
 from gm.http import OpsServer
 from gm.jobmetrics import JobStateCollector
@@ -101,7 +110,20 @@ class GMApp:
         self.elector.keep_renewing(self._on_lost)
         self.manager.start()
         self.receiver.start()
+        self._ask_resend()
         threading.Thread(target=self._watch_reconnects, name="gm-reconnects", daemon=True).start()
+
+    def _ask_resend(self) -> None:
+        """Ask every LC to send again at once what it has not seen acknowledged: what the last
+        GM held when it died is lost with it, and an LC's outbox would wait ``resend_after``."""
+        nodes = sorted(self.manager.lc_nodes())
+        try:
+            for node in nodes:
+                self.bus.publish_async(topics.ack_topic(node), Ack(resend=True))
+        except BusError as exc:  # the outboxes re-send after their own wait
+            log.warning("could not ask the LCs to re-send: %s", exc)
+            return
+        log.info("asked %d LCs to re-send what is not acknowledged", len(nodes))
 
     def _on_lost(self) -> None:
         self.metrics.leader.set(0)

@@ -41,7 +41,7 @@ from gm.downstream import (
 from gm.informer import Informer, object_key
 from gm.kinds import InputPolicy, JobPolicy, policy_for
 from gm.metrics import GMMetrics
-from gm.nodes import NodeListener, NodeRecorder
+from gm.nodes import LC_LABEL, NodeListener, NodeRecorder
 from gm.plan import PlanContext, PlanError
 from gm.pods import PodsBackend
 from gm.ports import ensure_ports, job_token
@@ -107,7 +107,9 @@ class GlobalManager:
         )
         self.status = StatusWriter(self._custom, self.informers)
         # With Pods, the kubelet (KubeEdge's edged) owns the Node and its conditions.
-        self.nodes = NodeRecorder(core, metrics, record=self._pods is None)
+        self.nodes = NodeRecorder(
+            core, metrics, record=self._pods is None, cached=self.informers[NODES].get
+        )
         self._threads: list[threading.Thread] = []
         self.ready = threading.Event()
         self._planning_inputs: dict[str, str] = {}  # input/Node key -> what plans use
@@ -133,7 +135,6 @@ class GlobalManager:
         """Sync informers, reconcile everything once, then serve events and upstream messages."""
         self.downstream.hold_manifests()
         self._bus.subscribe(f"{topics.PREFIX}/+/down/#", self._on_retained)
-        self._bus.subscribe(topics.GM_STATE_SUBSCRIPTION, self.nodes.on_state)
         loaded = self.records.load()
         for informer in self.informers.values():
             informer.start()
@@ -141,6 +142,8 @@ class GlobalManager:
         for informer in self.informers.values():
             if not informer.synced.wait(max(deadline - time.monotonic(), 0.1)):
                 raise TimeoutError(f"informer {informer.name} did not sync in {sync_timeout}s")
+        # With the Nodes cached, a retained state the Node already shows costs no API call.
+        self._bus.subscribe(topics.GM_STATE_SUBSCRIPTION, self.nodes.on_state)
         keys = [self._key(kid, obj) for kid, inf in self._kind_informers() for obj in inf.list()]
         for key in keys:
             self._reconcile_logged(key)
@@ -191,6 +194,11 @@ class GlobalManager:
             if self._is_input(kid):
                 for obj in informer.list():
                     yield self._kinds[kid].kind, obj
+
+    def lc_nodes(self) -> set[str]:
+        """The nodes an LC serves: online now, or labelled ``sedna.io/lc=true``."""
+        labelled = {n for n, labels in self.node_labels().items() if labels.get(LC_LABEL) == "true"}
+        return labelled | self.nodes.online()
 
     def node_labels(self) -> dict[str, dict[str, str]]:
         """Each cached Node's labels, by node name."""

@@ -2,14 +2,18 @@
 
 A node the GM hears of for the first time gets a Node object (label ``sedna.io/lc=true``),
 unless a kubelet owns the Nodes (the ``pods`` backend); listeners (``sedna up`` shows node
-state) are told of every change.
+state) are told of every change. A state the cached Node already shows (the retained states a
+restarted GM receives again) costs no API call: at a thousand nodes those calls would hold up
+the bus for seconds.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from datetime import UTC
+import threading
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -20,17 +24,37 @@ from gm.metrics import GMMetrics
 log = logging.getLogger(__name__)
 
 NodeListener = Callable[[str, str], None]
+#: The cached Node object of a name, or None.
+NodeLookup = Callable[[str], Mapping[str, Any] | None]
+
+#: The label of Nodes an LC serves.
+LC_LABEL = "sedna.io/lc"
 
 
 class NodeRecorder:
     """Records each LC's online/offline state on its Node object."""
 
-    def __init__(self, core: client.CoreV1Api, metrics: GMMetrics, *, record: bool = True) -> None:
+    def __init__(
+        self,
+        core: client.CoreV1Api,
+        metrics: GMMetrics,
+        *,
+        record: bool = True,
+        cached: NodeLookup | None = None,
+    ) -> None:
         self._core = core
         self._metrics = metrics
         self._record_nodes = record  # False: someone else (a kubelet) owns the Node objects
+        self._cached = cached
+        self._lock = threading.Lock()
+        self._online: set[str] = set()
         #: Called with (node, "online"/"offline") whenever an LC's state changes.
         self.listeners: list[NodeListener] = []
+
+    def online(self) -> set[str]:
+        """The nodes whose last state says online."""
+        with self._lock:
+            return set(self._online)
 
     def on_state(self, message: BusMessage) -> None:
         """Handle one retained state message (bus dispatcher thread)."""
@@ -45,7 +69,13 @@ class NodeRecorder:
             return
         node = topic.node
         log.info("node %s is %s", node, state.state, extra={"node": node, "state": state.state})
-        self._metrics.node_online.labels(node=node).set(1 if state.state == "online" else 0)
+        online = state.state == "online"
+        with self._lock:
+            if online:
+                self._online.add(node)
+            else:
+                self._online.discard(node)
+        self._metrics.node_online.labels(node=node).set(1 if online else 0)
         for listener in self.listeners:
             listener(node, state.state)
         if not self._record_nodes:
@@ -64,6 +94,9 @@ class NodeRecorder:
             "lastHeartbeatTime": state.time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "message": f"LC {state.version}".strip(),
         }
+        endpoint = state.log_port if online else None
+        if self._shown(node, ready, endpoint):
+            return
         try:
             self._core.read_node(node)
         except ApiException as exc:
@@ -72,6 +105,31 @@ class NodeRecorder:
             body = {"metadata": {"name": node, "labels": {"sedna.io/lc": "true"}}}
             self._core.create_node(body)
         status: dict[str, object] = {"conditions": [ready]}
-        if online and state.log_port:  # where the API server reads its workers' logs
-            status["daemonEndpoints"] = {"kubeletEndpoint": {"Port": state.log_port}}
+        if endpoint:  # where the API server reads its workers' logs
+            status["daemonEndpoints"] = {"kubeletEndpoint": {"Port": endpoint}}
         self._core.patch_node_status(node, {"status": status})
+
+    def _shown(self, node: str, ready: dict[str, str], endpoint: int | None) -> bool:
+        """Whether the cached Node already shows this Ready condition (and log port)."""
+        cached = self._cached(node) if self._cached is not None else None
+        if not cached:
+            return False
+        status = cached.get("status") or {}
+        shown = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
+        if any(shown.get(k) != ready[k] for k in ("status", "reason", "message")):
+            return False
+        if _time(shown.get("lastHeartbeatTime")) != _time(ready["lastHeartbeatTime"]):
+            return False
+        port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
+        return not endpoint or port == endpoint
+
+
+def _time(value: object) -> datetime | None:
+    """A heartbeat time as the API returns it (RFC 3339 text or, from a typed client, a
+    datetime)."""
+    if isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return None

@@ -15,9 +15,11 @@ import pytest
 
 from broker.client import BusClient
 from broker.dedup import Dedup
+from broker.envelope import Ack
 from broker.localservices import MosquittoService, RedisService
 from broker.outbox import Outbox, OutboxSettings
 from broker.store import connect_redis
+from broker.topics import ack_topic
 from broker.upstream import NothingToWrite, Upstream, UpstreamReceiver
 from tests.services import wait_for
 
@@ -177,3 +179,24 @@ def test_a_busy_gm_working_through_a_backlog_gets_no_copies(bus: Bus) -> None:
     # Waiting for the GM must not spin: about one pass per ack or per poll interval.
     polls = (time.monotonic() - started) / FAST.poll_interval
     assert outbox.stats().rounds < 20 + 2 * polls + 10
+
+
+def test_a_new_gm_asking_for_a_resend_gets_what_was_lost_at_once(bus: Bus) -> None:
+    """Messages published while no GM listened are lost; the outbox alone would send them
+    again only after ``resend_after`` (an hour here): a starting GM's ``Ack(resend=True)``
+    brings every one of them, once."""
+    bus.start_lc()
+    assert bus.outbox is not None and bus.lc_client is not None
+    bus.outbox.close()
+    slow = OutboxSettings(resend_after=3600, poll_interval=0.1, put_timeout=None)
+    outbox = bus.outbox = Outbox(bus.node, connect_redis(bus.redis.url), bus.lc_client, slow)
+    outbox.start()
+    bus.put(range(10))  # nobody subscribed: the broker drops them
+    wait_for(lambda: outbox.stats().broker_acked >= 10, what="the broker to take 10 messages")
+
+    gm = bus.start_gm()
+    time.sleep(0.5)
+    assert bus.gm.snapshot() == Counter(), "a lost message arrived without a resend"
+    gm.publish(ack_topic(bus.node), Ack(resend=True))
+    bus.assert_applied_once(range(10))
+    assert outbox.stats().resent == 10
