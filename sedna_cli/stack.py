@@ -28,6 +28,7 @@ import logging
 import os
 import secrets
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
@@ -77,6 +78,9 @@ class StackOptions(BaseModel):
     log_level: str = "INFO"
     #: Seconds between the ops page's samples of the metrics (and its refreshes).
     ops_interval: float = 5.0
+    #: Run an LC per node. False: the nodes get their Node objects and broker users, and
+    #: something else connects as their LCs (a fleet simulator, ``benchmarks/scale.py``).
+    lcs: bool = True
 
 
 class StackError(RuntimeError):
@@ -243,7 +247,7 @@ class Stack:
         # A new cloud part is one more entry here: (part, component, its settings, its port),
         # with its component in sedna_cli.components.COMPONENTS.
         lcs: list[tuple[str, str, Any, int]] = []
-        for node in self.options.nodes:
+        for node in self.options.nodes if self.options.lcs else []:
             user, password = self._node_credentials(node)
             values = {
                 "node": node,
@@ -363,10 +367,12 @@ class Stack:
         log.info("Redis on %s:%d (with a password)", LOOPBACK, self.redis.port)
         return self.redis.url
 
-    def _register_nodes(self) -> None:
-        """Create a Node object per node, reachable on loopback, unless it exists."""
+    def _register_nodes(self, threads: int = 8) -> None:
+        """Create a Node object per node, reachable on loopback, unless it exists (from a few
+        threads: a thousand nodes one call after another take a minute)."""
         api = client.CoreV1Api(api_client_for(str(self.kubeconfig)))
-        for node in self.options.nodes:
+
+        def register(node: str) -> None:
             body = {
                 "apiVersion": "v1",
                 "kind": "Node",
@@ -379,6 +385,9 @@ class Stack:
                 if exc.status != 409:
                     raise
             api.patch_node_status(node, {"status": body["status"]})
+
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(register, self.options.nodes))
 
     def endpoints(self, mqtt_url: str, redis_url: str) -> dict[str, Any]:
         """The address of everything this stack runs."""
@@ -398,7 +407,7 @@ class Stack:
             "ops": {"url": self.ops_url},
             "lcs": {},
         }
-        for node in self.options.nodes:
+        for node in self.options.nodes if self.options.lcs else []:
             port = ports[f"lc/{node}"]
             url = f"http://{LOOPBACK}:{port}"
             data["lcs"][node] = {
