@@ -32,7 +32,7 @@ Phases, for each N:
    (coalescing has most to do here) and what the simulators managed to offer;
 6. resync: the GM is killed (SIGKILL) while the nodes report; the stack's supervisor starts it
    again (as in ``sedna up``): until it is ready, until every LC has received its node's
-   manifest again, until every report sent meanwhile shows in status.
+   snapshot again, until every report sent meanwhile shows in status.
 """
 
 from __future__ import annotations
@@ -190,26 +190,19 @@ def wait_until(condition: Callable[[], bool], timeout: float, poll: float = 0.05
 
 class ControlPlane:
     """``sedna up`` (`sedna_cli.stack.Stack`, every part in a process of its own) without its
-    LCs: the simulator runs the nodes. Mosquitto has a user and ACL per simulated node, Redis a
-    password, the GM the settings ``sedna up`` gives it; the stack's supervisor restarts a GM
-    that dies, as in ``sedna up``."""
+    LCs (``StackOptions.lcs``): the simulator runs the nodes. Mosquitto has a user and ACL per
+    simulated node, Redis a password, the GM the settings ``sedna up`` gives it; the stack's
+    supervisor restarts a GM that dies, as in ``sedna up``."""
 
     def __init__(self, data_dir: Path, nodes: list[str], log_level: str = "WARNING") -> None:
         from sedna_cli.stack import Stack, StackOptions
 
-        plane = self
-
-        class FleetStack(Stack):
-            def _parts(self, *args: Any) -> list[tuple[str, str, Any, int]]:
-                return [p for p in super()._parts(*args) if not p[0].startswith("lc/")]
-
-            def _register_nodes(self) -> None:
-                plane.register_nodes()
-
         self.data_dir = data_dir
         self.nodes = nodes
-        options = StackOptions(data_dir=data_dir, nodes=nodes, processes="all", log_level=log_level)
-        self.stack = FleetStack(options)
+        options = StackOptions(
+            data_dir=data_dir, nodes=nodes, processes="all", log_level=log_level, lcs=False
+        )
+        self.stack = Stack(options)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -339,30 +332,6 @@ class ControlPlane:
             return int(conn.info("stats")["total_commands_processed"])
         finally:
             conn.close()
-
-    def register_nodes(self, threads: int = 8) -> None:
-        """A Node object per simulated node, reachable on loopback, as ``sedna up`` registers
-        its nodes (from several threads: 2,000 calls one by one would take a minute)."""
-        local = threading.local()
-
-        def register(node: str) -> None:
-            if not hasattr(local, "api"):
-                local.api = client.CoreV1Api(self.api_client())
-            body = {
-                "apiVersion": "v1",
-                "kind": "Node",
-                "metadata": {"name": node, "labels": {"sedna.io/lc": "true"}},
-                "status": {"addresses": [{"type": "InternalIP", "address": LOOPBACK}]},
-            }
-            try:
-                local.api.create_node(body)
-            except ApiException as exc:
-                if exc.status != 409:
-                    raise
-            local.api.patch_node_status(node, {"status": body["status"]})
-
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(register, self.nodes))
 
 
 # -- ceilings: Redis's and Mosquitto's own tools --------------------------------------------
@@ -523,7 +492,7 @@ class Simulator:
         self.puts = 0  # upstream messages handed to the outboxes
         self.spec_at: dict[str, float] = {}  # "node/worker" -> first pod spec from the bus
         self.new_specs: dict[str, float] = {}  # the same, since the last take
-        self.manifests: list[tuple[str, float]] = []  # (node, arrival) since the last take
+        self.snapshots: list[tuple[str, float]] = []  # (node, arrival) since the last take
         self.options = StandInOptions(report_roles=config.report_roles)
         self.counter = _Counting()
         self._stop = threading.Event()
@@ -617,9 +586,9 @@ class Simulator:
                         self.spec_at[key] = self.new_specs[key] = now
 
         def down(message: Any) -> None:
-            if message.topic.endswith("/down/manifest"):
+            if message.topic.endswith("/down/snapshot"):
                 with self._lock:
-                    self.manifests.append((node, time.monotonic()))
+                    self.snapshots.append((node, time.monotonic()))
             on_down(message)
 
         def counted_put(*args: Any, **kwargs: Any) -> Any:
@@ -666,12 +635,12 @@ class Simulator:
         return {"pending": total}
 
     def take(self) -> dict[str, Any]:
-        """The reports, first pod specs and manifests that arrived since the last take."""
+        """The reports, first pod specs and snapshots that arrived since the last take."""
         with self._lock:
             sent, self.sent = self.sent, []
             specs, self.new_specs = self.new_specs, {}
-            manifests, self.manifests = self.manifests, []
-        return {"sent": sent, "spec_at": specs, "manifests": manifests}
+            snapshots, self.snapshots = self.snapshots, []
+        return {"sent": sent, "spec_at": specs, "snapshots": snapshots}
 
     def stop(self) -> dict[str, Any]:
         """Stop every LC."""
@@ -686,36 +655,20 @@ class Simulator:
 
 
 def start_bus_parts(lc: Any) -> None:
-    """Start the bus work of an LC: what `LocalController.start` starts but the report server,
-    the dataset monitor, the staged-job loop, the presence loop and the runtime's own thread.
+    """Start the bus work of an LC only (`LocalController.connect`: the node's snapshot and
+    live downstream topics, the sync loop, the outbox, presence on every connection), not its
+    report server, log server, dataset monitor, staged-job loop or the runtime's own thread.
 
-    Stand-in workers hand their reports to the LC directly and simulated nodes hold no datasets
-    or staged jobs; the presence loop (which polls the connection five times a second) is
-    replaced by the same announcement made on each connection, and the runtimes are driven by
-    `Simulator`'s tickers: a node costs its bus client's two threads, its outbox sender and its
-    sync loop. A thousand whole LCs (nine threads each) on two cores spend most of their CPU
-    on the kernel's futexes and miss their keep-alives (``--full-lc`` runs them whole).
+    Stand-in workers hand their reports to the LC directly, simulated nodes hold no datasets or
+    staged jobs, and the runtimes are driven by `Simulator`'s tickers; stand-in workers never
+    die, so the sync loop runs only when something arrives. A node costs its bus client's two
+    threads, its outbox sender and its sync loop, each asleep until there is work. A thousand
+    whole LCs on two cores spend most of their CPU on the kernel's futexes and miss their
+    keep-alives (``--full-lc`` runs them whole).
     """
-    from broker import NodeState, topics
-    from lc.agent import VERSION
-
-    client = lc.bus._client
-    connected = client.on_connect
-
-    def announce(*args: Any) -> None:
-        connected(*args)
-        if lc.bus.connected.is_set():
-            online = NodeState(state="online", version=VERSION)
-            lc.bus.publish_async(topics.state_topic(lc.node), online, retain=True)
-
-    client.on_connect = announce
     lc.runtime.start(own_thread=False)
-    lc.bus.subscribe(topics.down_filter(lc.node), lc._on_down)
-    lc.outbox.start()
-    thread = threading.Thread(target=lc._sync_loop, name=f"lc-{lc.node}-sync", daemon=True)
-    thread.start()
-    lc._threads.append(thread)
-    lc.bus.start(wait=None)
+    lc.sync_period = 3600.0
+    lc.connect(connect_timeout=None)
 
 
 def _stop_quietly(lc: Any) -> None:
@@ -827,7 +780,7 @@ class Fleet:
             self.sims.append(SimProcess(config))
         self.sent: dict[str, list[tuple[int, float]]] = defaultdict(list)  # job -> reports
         self.spec_at: dict[str, float] = {}
-        self.manifests: dict[str, list[float]] = defaultdict(list)  # node -> arrivals
+        self.snapshots: dict[str, list[float]] = defaultdict(list)  # node -> arrivals
 
     def all(self, op: str, timeout: float = 300.0, **kwargs: Any) -> list[dict[str, Any]]:
         """The same request to every simulator, in parallel."""
@@ -881,8 +834,8 @@ class Fleet:
             for job, number, when in reply["sent"]:
                 self.sent[job].append((number, when))
             self.spec_at.update(reply["spec_at"])
-            for node, when in reply["manifests"]:
-                self.manifests[node].append(when)
+            for node, when in reply["snapshots"]:
+                self.snapshots[node].append(when)
 
     def close(self) -> None:
         """Stop every node and simulator process."""
@@ -1495,18 +1448,18 @@ def resync(
     fleet.set_interval(None)
     fleet.collect()
 
-    def manifests_back() -> bool:
+    def snapshots_back() -> bool:
         fleet.collect()
         return all(
-            any(t >= restarted for t in fleet.manifests.get(node, [])) for node in plane.nodes
+            any(t >= restarted for t in fleet.snapshots.get(node, [])) for node in plane.nodes
         )
 
-    manifests_ok = wait_until(manifests_back, opts.wait_limit, 0.2)
+    snapshots_ok = wait_until(snapshots_back, opts.wait_limit, 0.2)
     fleet.collect()
-    manifests_at = max(
+    snapshots_at = max(
         (
             min(t for t in times if t >= restarted)
-            for times in fleet.manifests.values()
+            for times in fleet.snapshots.values()
             if any(t >= restarted for t in times)
         ),
         default=restarted,
@@ -1515,7 +1468,7 @@ def resync(
     fleet.collect()
     shown = wait_until(lambda: caught_up(fleet, status), opts.wait_limit, 0.1)
     shown_at = time.monotonic()
-    full = max(manifests_at, shown_at) - restarted
+    full = max(snapshots_at, shown_at) - restarted
     outage_reports = reports_between(fleet, killed, ready_at + 1)
     result.add(
         "resync: SIGKILL -> supervisor started a new GM",
@@ -1526,8 +1479,8 @@ def resync(
         f"{serving - restarted:.1f} s / {ready_at - restarted:.1f} s",
     )
     result.add(
-        "resync: GM restart -> every LC got its manifest",
-        f"{manifests_at - restarted:.1f} s" + ("" if manifests_ok else " (NOT all)"),
+        "resync: GM restart -> every LC got its snapshot",
+        f"{snapshots_at - restarted:.1f} s" + ("" if snapshots_ok else " (NOT all)"),
     )
     result.add(
         f"resync: GM restart -> {outage_reports:,} reports of the outage in status",
@@ -1538,7 +1491,7 @@ def resync(
     )
     result.add(
         "resync: full resync after GM restart",
-        f"{full:.1f} s" + ("" if manifests_ok and drained and shown else " (incomplete)"),
+        f"{full:.1f} s" + ("" if snapshots_ok and drained and shown else " (incomplete)"),
         key="resync",
     )
     result.add("resync: GM RSS peak while resyncing", f"{rss.peak / 2**20:.0f} MB")

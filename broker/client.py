@@ -225,6 +225,9 @@ class BusClient:
         self._publishes = _Tracker()
         self._subscribes = _Tracker()
         self._inbox: queue.Queue[object] = queue.Queue()
+        #: Called on paho's network thread each time a connection is made (after the
+        #: subscriptions were sent): must not block; an exception is logged, not raised.
+        self.connect_listeners: list[Callable[[], None]] = []
         self._dispatcher = threading.Thread(
             target=self._dispatch, name=f"bus-dispatch-{client_id}", daemon=True
         )
@@ -472,6 +475,11 @@ class BusClient:
         for topic_filter, sub_id in missing:
             self._send_subscribe(topic_filter, sub_id)
         self._connected.set()
+        for listener in list(self.connect_listeners):
+            try:
+                listener()
+            except Exception:  # never let one kill paho's thread
+                log.exception("connect listener failed", extra={"client_id": self.client_id})
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
         log.warning(

@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +47,7 @@ from broker import (
     connect_redis,
     topics,
 )
-from broker.client import SubscriptionOptions
+from broker.client import BusClosed, SubscriptionOptions
 from lc.datasets import DatasetMonitor, DatasetObservation
 from lc.errors import InvalidReport, InvalidWorkerSpec
 from lc.logserver import LogServer
@@ -148,8 +150,12 @@ class LocalController:
         self._watched: set[str] = set()
         self._lock = threading.Lock()
         self._wake = threading.Event()
+        self._staged_wake = threading.Event()  # the node holds a staged job (again)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        #: Seconds between two syncs when nothing arrives (a sync also retries what failed).
+        self.sync_period = 2.0
+        self.bus.connect_listeners.append(self._announce)
 
     @property
     def report_url(self) -> str:
@@ -164,6 +170,13 @@ class LocalController:
         self.runtime.start()
         self.logs.start()
         self.datasets.start()
+        self.start_loop(self._staged_loop, "staged")
+        self.connect(connect_timeout)
+        log.info("local controller started", extra={"node": self.node, "lc": self.report_url})
+
+    def connect(self, connect_timeout: float | None = 30.0) -> None:
+        """The bus part of `start`: follow the node's desired state (the sync loop) and send
+        upstream. A simulated node (``benchmarks/scale.py``) starts only this."""
         # At every connect the one retained snapshot; the per-object topics only live.
         self.bus.subscribe(
             topics.snapshot_topic(self.node),
@@ -176,18 +189,15 @@ class LocalController:
             options=SubscriptionOptions(qos=0, retain_handling=2),
         )
         self.outbox.start()
-        loops = (
-            (self._sync_loop, "sync"),
-            (self._presence_loop, "presence"),
-            (self._staged_loop, "staged"),
-        )
-        for target, name in loops:
-            thread = threading.Thread(target=target, name=f"lc-{self.node}-{name}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        self.start_loop(self._sync_loop, "sync")
         self.bus.start(wait=connect_timeout)
         self._drop_old_subscription()
-        log.info("local controller started", extra={"node": self.node, "lc": self.report_url})
+
+    def start_loop(self, target: Callable[[], None], name: str) -> None:
+        """Run ``target`` on a thread of its own, joined by `stop`."""
+        thread = threading.Thread(target=target, name=f"lc-{self.node}-{name}", daemon=True)
+        thread.start()
+        self._threads.append(thread)
 
     def _drop_old_subscription(self) -> None:
         """A session of an earlier LC may still hold ``.../down/#`` at QoS 1 (every change
@@ -203,6 +213,7 @@ class LocalController:
         ``stop_workers`` (the whole node goes down, as when ``sedna up`` stops)."""
         self._stop.set()
         self._wake.set()
+        self._staged_wake.set()
         for thread in self._threads:  # no sync may start a worker from here on
             thread.join(5)
         if stop_workers:
@@ -223,22 +234,17 @@ class LocalController:
         self.logs.close()
         self.reports.close()
 
-    def _presence_loop(self) -> None:
-        """Announce ``online`` (retained) on every connection, since the will may have fired."""
-        while not self._stop.is_set():
-            if not self.bus.connected.wait(0.5):
-                continue
-            try:
-                self.bus.publish(
-                    topics.state_topic(self.node),
-                    NodeState(state="online", version=VERSION, log_port=self.logs.port),
-                    retain=True,
-                )
-            except Exception as exc:
-                log.warning("could not announce presence: %s", exc, extra={"node": self.node})
-                continue
-            while self.bus.connected.is_set() and not self._stop.wait(0.2):
-                pass
+    def _announce(self) -> None:
+        """Say ``online`` (retained) on every connection, since the will may have fired (on
+        paho's thread: queued, never awaited; a connection lost first announces again)."""
+        online = NodeState(state="online", version=VERSION, log_port=self.logs.port)
+        future = self.bus.publish_async(topics.state_topic(self.node), online, retain=True)
+        future.add_done_callback(self._announced)
+
+    def _announced(self, future: Future[None]) -> None:
+        error = future.exception()
+        if error is not None and not isinstance(error, BusClosed):
+            log.warning("could not announce presence: %s", error, extra={"node": self.node})
 
     # -- downstream ------------------------------------------------------------------------
 
@@ -386,7 +392,7 @@ class LocalController:
 
     def _sync_loop(self) -> None:
         while not self._stop.is_set():
-            woken = self._wake.wait(2.0)
+            woken = self._wake.wait(self.sync_period)
             self._wake.clear()
             if self._stop.is_set():
                 return
@@ -441,10 +447,19 @@ class LocalController:
             self.datasets.unwatch(key)
         self._watched = set(datasets)
         self.staged.update(resources)
+        if len(self.staged):
+            self._staged_wake.set()
 
     def _staged_loop(self) -> None:
-        """Staged jobs: read new samples, check train triggers, carry out deploys."""
-        while not self._stop.wait(min(max(self.staged.seconds_until_due(), 0.05), 1.0)):
+        """Staged jobs: read new samples, check train triggers, carry out deploys. Asleep
+        while the node holds none (the sync that brings one wakes it)."""
+        while not self._stop.is_set():
+            if not len(self.staged):
+                self._staged_wake.wait()
+                self._staged_wake.clear()
+                continue
+            if self._stop.wait(min(max(self.staged.seconds_until_due(), 0.05), 1.0)):
+                return
             self.staged.tick()
 
     # -- upstream --------------------------------------------------------------------------

@@ -175,6 +175,11 @@ class StagedJobs:
             except Exception:
                 log.exception("staged job tick failed", extra=job.labels(self.node))
 
+    def __len__(self) -> int:
+        """How many staged jobs the node holds."""
+        with self._lock:
+            return len(self._jobs)
+
     def seconds_until_due(self) -> float:
         """How long the next tick may wait without delaying a trigger check."""
         with self._lock:
