@@ -71,7 +71,8 @@ class Poster:
 
 def run_post(job: dict[str, Any]) -> dict[str, Any]:
     """POST each target's numbers in order, round robin over targets, paced at ``rate`` a
-    second (0: as fast as possible); returns what was sent when, and the span of sending."""
+    second (0: as fast as possible); returns what was sent when, how long each POST took, and
+    the span of sending."""
     targets = job["targets"]  # [{service, port, token, numbers}]
     rate = float(job["rate"])
     poster = Poster()
@@ -82,6 +83,7 @@ def run_post(job: dict[str, Any]) -> dict[str, Any]:
     _ready()
     queues = [list(t["numbers"]) for t in targets]
     sent: list[tuple[str, int, float]] = []
+    took: list[float] = []  # seconds from sending each report to its 200
     began = time.monotonic()
     index = 0
     while any(queues):
@@ -96,10 +98,11 @@ def run_post(job: dict[str, Any]) -> dict[str, Any]:
             when = time.monotonic()
             poster.post(target["port"], target["token"], target["service"], number)
             sent.append((target["service"], number, when))
+            took.append(time.monotonic() - when)
             index += 1
     ended = time.monotonic()
     poster.close()
-    return {"sent": sent, "began": began, "ended": ended}
+    return {"sent": sent, "took": took, "began": began, "ended": ended}
 
 
 def run_publish(job: dict[str, Any]) -> dict[str, Any]:
