@@ -11,6 +11,7 @@ persistence; every Redis call waits for it to come back).
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -24,7 +25,7 @@ import redis
 from pydantic import BaseModel, ConfigDict, Field
 
 from broker.client import BusClient, BusClosed, BusMessage
-from broker.envelope import Ack, Envelope, MalformedMessage
+from broker.envelope import Ack, Envelope, MalformedMessage, new_message_id, utcnow
 from broker.store import retry_redis
 from broker.topics import UpTopic, ack_topic, validate_node
 
@@ -102,7 +103,9 @@ class _Put:
 class _Flight:
     """A pending message in the sender's window and when it was last published."""
 
-    entry: _Entry
+    topic: str
+    envelope: Envelope
+    wire: bytes  # the envelope as published
     sent: float | None = None
     order: int = 0  # when it was last published, counted in publishes
     acked: bool = False
@@ -112,7 +115,9 @@ class Outbox:
     """Durable, ordered, acknowledged upstream delivery for one node.
 
     One outbox per node at a time: the sender keeps the oldest ``window`` pending messages in
-    memory and reads only newer ones from Redis.
+    memory. A put that follows them and fits goes into that window as it is stored, so the
+    sender publishes it without reading it back; Redis is read only for what did not fit, and
+    at start for what an earlier outbox left pending.
     """
 
     def __init__(
@@ -139,6 +144,11 @@ class Outbox:
         self._fresh: list[_Flight] = []  # in the window, never published yet (seq order)
         self._published_order: deque[_Flight] = deque()  # published, oldest publish first
         self._loaded_seq = 0
+        # Puts not admitted to the window (plus one: Redis may hold pending messages of an
+        # earlier outbox) and how many of them a read of Redis has caught up with: equal, and
+        # the window holds every pending message it has room for, so the sender reads nothing.
+        self._unadmitted = 1
+        self._read_upto = 0
         self._published = 0  # publishes so far, to order them
         self._acked_order = 0  # the latest publish the GM acknowledged
         self._last_ack = time.monotonic()
@@ -170,7 +180,7 @@ class Outbox:
 
         Returns the envelope (with its id and sequence number) once it is in Redis. Concurrent
         callers share one commit (group commit: the first waiting caller writes every message
-        queued meanwhile, in two round trips). Raises `StoreUnavailable` if Redis does not answer
+        queued meanwhile, in one round trip). Raises `StoreUnavailable` if Redis does not answer
         within ``put_timeout``; nothing is published then.
         """
         request = _Put(str(UpTopic(self.node, kind, namespace, name)), payload)
@@ -192,14 +202,28 @@ class Outbox:
 
     def _commit(self, batch: list[_Put]) -> None:
         """Number and store ``batch`` in one Redis command (the caller holds the put lock);
-        wake the sender."""
+        hand it to the sender's window and wake the sender."""
         timeout = self.settings.put_timeout
-        envelopes = [Envelope(seq=0, node=self.node, payload=r.payload) for r in batch]
+        envelopes = [
+            # Built from trusted parts (the node is validated once, the id is fresh).
+            Envelope.model_construct(
+                id=new_message_id(), seq=0, node=self.node, sent_at=utcnow(), payload=r.payload
+            )
+            for r in batch
+        ]
         args: list[str | int] = [len(batch)]
+        wires: list[tuple[str, str]] = []  # each envelope's JSON before and after its seq
         for request, envelope in zip(batch, envelopes, strict=True):
-            raw = _Entry(topic=request.topic, envelope=envelope).model_dump_json(by_alias=True)
+            raw = envelope.model_dump_json(by_alias=True)
             cut = raw.index(_SEQ_FIELD) + len(_SEQ_FIELD) - 2  # just after '"seq":'
-            args += [envelope.id, raw[:cut], raw[cut + 1 :]]  # the stored JSON around its seq
+            before, after = raw[:cut], raw[cut + 1 :]
+            wires.append((before, after))
+            # The stored JSON is the `_Entry` around the envelope.
+            args += [
+                envelope.id,
+                f'{{"topic":{json.dumps(request.topic)},"envelope":{before}',
+                f"{after}}}",
+            ]
         keys = [self._seq_key, self._entries_key, self._order_key]
         try:
             # A retry after a lost reply numbers the same ids again: each is stored once.
@@ -215,14 +239,35 @@ class Outbox:
             for request in batch:
                 request.error = exc
         else:
-            for offset, (request, envelope) in enumerate(zip(batch, envelopes, strict=True)):
-                request.envelope = envelope.model_copy(update={"seq": first + offset})
+            flights = []
+            for offset, (request, envelope, (before, after)) in enumerate(
+                zip(batch, envelopes, wires, strict=True)
+            ):
+                seq = first + offset
+                request.envelope = envelope.model_copy(update={"seq": seq})
+                wire = f"{before}{seq}{after}".encode()
+                flights.append(_Flight(request.topic, request.envelope, wire))
+            self._admit(flights, first)
             self._count("puts", len(batch))
             self._count("commits")
             self._wake.set()
         finally:
             for request in batch:
                 request.finished = True
+
+    def _admit(self, flights: list[_Flight], first: int) -> None:
+        """Put just stored messages into the sender's window without reading them back, if
+        they follow what it holds and fit; else the sender reads them from Redis later."""
+        with self._window_lock:
+            if self._loaded_seq != first - 1 or (
+                len(self._window) + len(flights) > self.settings.window
+            ):
+                self._unadmitted += 1
+                return
+            for flight in flights:
+                self._window[flight.envelope.id] = flight
+            self._fresh.extend(flights)
+            self._loaded_seq = first + len(flights) - 1
 
     def ack(self, ids: Iterable[str]) -> int:
         """Remove acknowledged messages; return how many were pending."""
@@ -298,7 +343,7 @@ class Outbox:
             self._resend_all = True
         self._wake.set()
 
-    def _on_published(self, entry: _Entry) -> Callable[[Future[None]], None]:
+    def _on_published(self, flight: _Flight) -> Callable[[Future[None]], None]:
         def done(future: Future[None]) -> None:
             error = future.exception()
             if error is None:
@@ -306,7 +351,7 @@ class Outbox:
             elif not isinstance(error, BusClosed):
                 log.warning(
                     "upstream publish failed; will re-send",
-                    extra={"topic": entry.topic, "id": entry.envelope.id, "error": str(error)},
+                    extra={"topic": flight.topic, "id": flight.envelope.id, "error": str(error)},
                 )
 
         return done
@@ -323,28 +368,35 @@ class Outbox:
             self._wake.clear()
 
     def _fill_window(self) -> None:
-        """Read pending messages newer than those in the window, up to its size."""
+        """Read pending messages newer than those in the window, up to its size, unless every
+        put since the last complete read went into the window at once."""
         with self._window_lock:
             room = self.settings.window - len(self._window)
             after = self._loaded_seq
-        if room <= 0:
+            unadmitted = self._unadmitted
+        if room <= 0 or unadmitted == self._read_upto:
             return
 
-        def read() -> tuple[list[_Entry], int]:
+        def read() -> tuple[list[_Entry], int, int]:
             found = self._redis.zrangebyscore(
                 self._order_key, f"({after}", "+inf", start=0, num=room, withscores=True
             )
             if not found:
-                return [], after
+                return [], after, 0
             raws = self._redis.hmget(self._entries_key, [i for i, _ in found])
             entries = [_Entry.model_validate_json(raw) for raw in raws if raw is not None]
-            return entries, int(found[-1][1])
+            return entries, int(found[-1][1]), len(found)
 
-        entries, last_seq = retry_redis(read, what="outbox read", stop=self._stop)
+        entries, last_seq, found = retry_redis(read, what="outbox read", stop=self._stop)
         with self._window_lock:
+            if found < room:  # all there was: what was not admitted before the read is in
+                self._read_upto = unadmitted
             for entry in entries:
-                if entry.envelope.id not in self._window:
-                    flight = self._window[entry.envelope.id] = _Flight(entry)
+                # Up to ``_loaded_seq`` every message came into the window once (a put may
+                # have admitted some meanwhile): one acknowledged since must not come back.
+                if entry.envelope.seq > self._loaded_seq and entry.envelope.id not in self._window:
+                    flight = _Flight(entry.topic, entry.envelope, entry.envelope.to_bytes())
+                    self._window[entry.envelope.id] = flight
                     self._fresh.append(flight)
             self._loaded_seq = max(self._loaded_seq, last_seq)
 
@@ -390,7 +442,7 @@ class Outbox:
         for flight in lost + fresh:
             if flight.acked:
                 continue
-            envelope = flight.entry.envelope
+            envelope = flight.envelope
             self._count("sent")
             if flight.sent is not None:
                 self._count("resent")
@@ -398,8 +450,8 @@ class Outbox:
                     "re-sending unacknowledged message",
                     extra={"node": self.node, "id": envelope.id, "seq": envelope.seq},
                 )
-            future = self._bus.publish_async(flight.entry.topic, envelope)
-            future.add_done_callback(self._on_published(flight.entry))
+            future = self._bus.publish_async(flight.topic, flight.wire)
+            future.add_done_callback(self._on_published(flight))
             with self._window_lock:
                 flight.sent = now
                 self._published += 1

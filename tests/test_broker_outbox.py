@@ -31,6 +31,7 @@ class Gm:
     """Counts applied upstream messages by their payload's ``i``."""
 
     applied: Counter[int] = field(default_factory=Counter)
+    order: list[int] = field(default_factory=list)  # as applied
     lock: threading.Lock = field(default_factory=threading.Lock)
     delay: float = 0.0  # seconds per message: a busy GM
     batch_max: int = 500
@@ -42,6 +43,7 @@ class Gm:
             with self.lock:
                 for item in batch:
                     self.applied[item.envelope.payload["i"]] += 1
+                    self.order.append(item.envelope.payload["i"])
 
         return NothingToWrite(count)
 
@@ -62,12 +64,12 @@ class Bus:
     outbox: Outbox | None = None
     lc_client: BusClient | None = None
 
-    def start_lc(self) -> Outbox:
+    def start_lc(self, settings: OutboxSettings = FAST) -> Outbox:
         client: BusClient = self.make_client(
             f"lc-{self.node}", self.mosquitto.settings(), start=False
         )
         self.lc_client = client
-        self.outbox = Outbox(self.node, connect_redis(self.redis.url), client, FAST)
+        self.outbox = Outbox(self.node, connect_redis(self.redis.url), client, settings)
         self.outbox.start()
         client.start(wait=10)
         return self.outbox
@@ -164,6 +166,19 @@ def test_put_waits_for_redis_to_come_back(bus: Bus) -> None:
     putter.join(10)
     assert not putter.is_alive()
     bus.assert_applied_once(range(5))
+
+
+def test_messages_beyond_the_window_are_read_back_and_arrive_once_in_order(bus: Bus) -> None:
+    """Puts that find the window full wait in Redis; the sender reads them as acks make room."""
+    outbox = bus.start_lc(FAST.model_copy(update={"window": 3}))
+    bus.put(range(10))  # no GM yet: three fill the window, seven wait in Redis
+    assert [e.payload["i"] for e in outbox.pending()] == list(range(10))
+    bus.start_gm()
+    bus.assert_applied_once(range(10))
+    assert bus.gm.order == list(range(10))
+    bus.put(range(10, 15))  # the window has room again: puts go straight into it
+    bus.assert_applied_once(range(15))
+    assert bus.gm.order == list(range(15))
 
 
 def test_a_busy_gm_working_through_a_backlog_gets_no_copies(bus: Bus) -> None:
