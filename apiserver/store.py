@@ -7,6 +7,8 @@ together in one SQLite transaction (group commit); each returns once its commit 
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
 import logging
 import queue
@@ -22,6 +24,8 @@ log = logging.getLogger(__name__)
 
 # SQLite's `synchronous` under WAL: "full" syncs the log on every commit, "normal" at checkpoints.
 SYNC_MODES = ("full", "normal")
+# The latest committed events kept in memory too, so that watches read them without SQLite.
+RECENT_EVENTS = 2048
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -128,6 +132,14 @@ class Store:
         self._epoch = 0  # goes up when a group commit fails
         self._epoch_end: dict[int, int] = {}  # failed epoch -> the last rv it committed
         self._committing = False  # a thread is writing a group
+        # Watches wait per resource: a commit wakes only the watches of what it wrote.
+        self._changed: dict[tuple[str, str], threading.Condition] = {}
+        self._resource_rv: dict[tuple[str, str], int] = {}  # last committed rv per resource
+        # Committed writes with resourceVersion > `_recent_from`, in order (`_recent_rvs` bisects).
+        self._recent: list[_Write] = []
+        self._recent_rvs: list[int] = []
+        self._recent_from = self._recent_from_open = self._rv
+        self._recent_size = min(RECENT_EVENTS, history_size)
         self._closing = False
         self._closed = False
 
@@ -187,6 +199,8 @@ class Store:
                     self._commit_queued()
             self._closed = True
             self._committed.notify_all()
+            for changed in self._changed.values():
+                changed.notify_all()
         self._writer.close()
         while True:
             try:
@@ -330,6 +344,43 @@ class Store:
         limit: int = 500,
     ) -> tuple[list[Event], int]:
         """History events with resourceVersion > rv, and the latest resourceVersion seen."""
+        with self._mu:
+            recent = self._recent_after(rv, group, resource, namespace, limit)
+        if recent is not None:
+            rows, latest = recent
+        else:
+            rows, latest = self._events_from_disk(rv, group, resource, namespace, limit)
+        events = [
+            Event(r[0], r[1], r[2], r[3], json.loads(r[4]), json.loads(r[5]) if r[5] else None)
+            for r in rows
+        ]
+        if len(events) == limit:
+            latest = events[-1].rv
+        return events, latest
+
+    def _recent_after(
+        self, rv: int, group: str, resource: str, namespace: str | None, limit: int
+    ) -> tuple[list[tuple[Any, ...]], int] | None:
+        """`events_after` from the events kept in memory (holding `_mu`); None if they do not
+        reach back to `rv`."""
+        if rv < self._recent_from:
+            return None
+        rows: list[tuple[Any, ...]] = []
+        start = bisect.bisect_right(self._recent_rvs, rv)
+        for write in itertools.islice(self._recent, start, None):
+            key = write.key
+            if key.resource != resource or key.group != group:
+                continue
+            if namespace is not None and key.namespace != namespace:
+                continue
+            rows.append((write.rv, write.type, key.namespace, key.name, write.data, write.prev))
+            if len(rows) == limit:
+                break
+        return rows, self._rv
+
+    def _events_from_disk(
+        self, rv: int, group: str, resource: str, namespace: str | None, limit: int
+    ) -> tuple[list[tuple[Any, ...]], int]:
         sql = (
             "SELECT rv, type, namespace, name, object, prev FROM events "
             "WHERE grp=? AND resource=? AND rv > ?"
@@ -343,21 +394,36 @@ class Store:
         with self._read_snapshot() as db:
             rows = db.execute(sql, args).fetchall()
             latest = self._snapshot_rv(db)
-        events = [
-            Event(r[0], r[1], r[2], r[3], json.loads(r[4]), json.loads(r[5]) if r[5] else None)
-            for r in rows
-        ]
-        if len(events) == limit:
-            latest = events[-1].rv
-        return events, latest
+        return rows, latest
 
-    def wait_for_change(self, seen: int, timeout: float) -> bool:
-        """Block until the resourceVersion moves past `seen` (True) or `timeout` passes."""
-        with self._committed:
-            if self._rv > seen or self._closed:
-                return self._rv > seen
-            self._committed.wait(timeout)
+    def wait_for_change(
+        self, seen: int, timeout: float, group: str | None = None, resource: str | None = None
+    ) -> bool:
+        """Block until the resourceVersion moves past `seen` (True) or `timeout` passes; with
+        `group` and `resource`, until an object of that resource changes past `seen` (a write
+        of anything else does not wake the caller)."""
+        with self._mu:
+            if resource is None:
+                changed, key = self._committed, None
+            else:
+                key = (group or "", resource)
+                changed = self._changed.setdefault(key, threading.Condition(self._mu))
+            if not self._moved(seen, key) and not self._closed:
+                changed.wait(timeout)
+            return self._moved(seen, key)
+
+    def seen_up_to(self, seen: int, group: str, resource: str) -> int:
+        """How far a watch of `resource` that has seen everything up to `seen` is: the latest
+        committed resourceVersion if nothing of `resource` changed since `seen`, else `seen`."""
+        with self._mu:
+            return seen if self._moved(seen, (group, resource)) else max(seen, self._rv)
+
+    def _moved(self, seen: int, key: tuple[str, str] | None) -> bool:
+        """Whether `key` (None: anything) changed after `seen`; holding `_mu`."""
+        if key is None:
             return self._rv > seen
+        # Nothing of `key` committed since the store opened: it may have before (unknown).
+        return self._resource_rv.get(key, self._recent_from_open) > seen
 
     # --- writes ---------------------------------------------------------------------------
 
@@ -443,10 +509,29 @@ class Store:
             return
         self._rv = batch[-1].rv
         self._compacted = compacted
+        touched = set()
         for write in batch:
             entry = self._pending.get(write.key)
             if entry is not None and entry[0] <= self._rv:
                 del self._pending[write.key]
+            resource = (write.key.group, write.key.resource)
+            self._resource_rv[resource] = write.rv
+            touched.add(resource)
+        self._remember(batch)
+        for resource in touched:
+            changed = self._changed.get(resource)
+            if changed is not None:
+                changed.notify_all()
+
+    def _remember(self, batch: list[_Write]) -> None:
+        """Keep a committed batch among the recent events (holding `_mu`)."""
+        self._recent.extend(batch)
+        self._recent_rvs.extend(write.rv for write in batch)
+        excess = len(self._recent) - self._recent_size
+        if excess >= max(1, self._recent_size // 4):  # trim in steps, not on every commit
+            self._recent_from = self._recent_rvs[excess - 1]
+            del self._recent[:excess]
+            del self._recent_rvs[:excess]
 
     def _write_batch(self, batch: list[_Write]) -> int:
         """Write a group in one SQLite transaction; returns the compaction floor after it."""

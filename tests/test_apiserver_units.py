@@ -515,6 +515,50 @@ def test_store_is_atomic_and_versions_only_increase(tmp_path: Path) -> None:
     reopened.close()
 
 
+def test_store_serves_recent_events_from_memory_as_from_disk(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db.sqlite3", history_size=40)
+    for index in range(60):
+        with store.transaction() as txn:
+            resource = "things" if index % 3 else "others"
+            key = Key("g", resource, f"ns{index % 2}", f"o{index}")
+            txn.put(key, {"metadata": {"name": f"o{index}"}}, None)
+        if index % 7 == 0:
+            with store.transaction() as txn:
+                txn.put(key, {"metadata": {"name": f"o{index}"}, "spec": 1}, txn.get(key))
+    memory = {
+        (rv, resource, namespace, limit): store.events_after(rv, "g", resource, namespace, limit)
+        for rv in range(store.compacted, store.resource_version + 1, 5)
+        for resource in ("things", "others")
+        for namespace in (None, "ns1")
+        for limit in (3, 500)
+    }
+    store.close()
+    reopened = Store(tmp_path / "db.sqlite3", history_size=40)  # nothing in memory: from disk
+    for (rv, resource, namespace, limit), found in memory.items():
+        assert found == reopened.events_after(rv, "g", resource, namespace, limit)
+    reopened.close()
+
+
+def test_store_wakes_a_watch_only_for_its_resource(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db.sqlite3", history_size=10)
+    with store.transaction() as txn:
+        txn.put(Key("g", "things", "", "t"), {"metadata": {"name": "t"}}, None)
+    seen = store.resource_version
+    for index in range(30):  # others' writes push the history past what the watch has seen
+        with store.transaction() as txn:
+            txn.put(Key("g", "others", "", f"o{index}"), {"metadata": {"name": f"o{index}"}}, None)
+    assert store.compacted > seen
+    assert store.wait_for_change(seen, 0.01, "g", "things") is False
+    assert store.wait_for_change(seen, 0.01, "g", "others") is True
+    # Nothing of "things" was missed: a watch of it is current, not expired.
+    assert store.seen_up_to(seen, "g", "things") == store.resource_version
+    assert store.seen_up_to(seen, "g", "others") == seen
+    with store.transaction() as txn:
+        txn.put(Key("g", "things", "", "u"), {"metadata": {"name": "u"}}, None)
+    assert store.wait_for_change(store.resource_version - 1, 0.01, "g", "things") is True
+    store.close()
+
+
 def test_store_compacts_history_beyond_its_window(tmp_path: Path) -> None:
     store = Store(tmp_path / "db.sqlite3", history_size=10)
     for index in range(30):
