@@ -17,6 +17,7 @@ from broker import (
     connect_redis,
     topics,
 )
+from broker.client import BusUnavailable
 from broker.envelope import Ack
 from gm.controller import GlobalManager
 from gm.http import OpsServer
@@ -61,7 +62,13 @@ class GMApp:
         password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
         self.bus = BusClient(
             f"sedna-gm-{settings.identity}",
-            bus_settings_from_url(settings.mqtt_url, settings.mqtt_username, password),
+            # No session kept while away: what the GM missed is in the LCs' outboxes, sent again
+            # when it asks (`_ask_resend`). A queue kept for it would come at connect, before
+            # its upstream handler is subscribed, and be dropped; at a thousand nodes it also
+            # held up the answers to its subscriptions past their timeout.
+            bus_settings_from_url(settings.mqtt_url, settings.mqtt_username, password).model_copy(
+                update={"session_expiry": 0}
+            ),
         )
         self.redis = connect_redis(settings.redis_url)
         self.elector = LeaderElector(
@@ -109,9 +116,12 @@ class GMApp:
         self.metrics.leader.set(1)
         self.elector.keep_renewing(self._on_lost)
         self.manager.start()
-        self.receiver.start()
+        try:
+            self.receiver.start()
+        except BusUnavailable as exc:  # the handler stays; the broker's answer comes later
+            log.warning("upstream subscription not confirmed yet: %s", exc)
         self._ask_resend()
-        threading.Thread(target=self._watch_reconnects, name="gm-reconnects", daemon=True).start()
+        self.bus.connect_listeners.append(self._on_reconnect)
 
     def _ask_resend(self) -> None:
         """Ask every LC to send again at once what it has not seen acknowledged: what the last
@@ -130,17 +140,17 @@ class GMApp:
         self.lost.set()
         self.stop()
 
-    def _watch_reconnects(self) -> None:
-        """Republish the desired state each time the broker connection comes back."""
-        while not self._stop.is_set():
-            if self.bus.connected.wait(0.5):
-                while self.bus.connected.is_set() and not self._stop.wait(0.2):
-                    pass
-                if self._stop.is_set():
-                    return
-                if self.bus.connected.wait(3600) and not self._stop.is_set():
-                    log.info("broker connection back: republishing the desired state")
-                    self.manager.on_reconnect()
+    def _on_reconnect(self) -> None:
+        """The broker connection came back (on paho's thread): resync on a thread of its own."""
+        if not self._stop.is_set():
+            threading.Thread(target=self._resync, name="gm-reconnected", daemon=True).start()
+
+    def _resync(self) -> None:
+        """After a reconnect the broker may have lost retained messages and what was in
+        flight: publish the whole desired state again and ask the LCs to re-send."""
+        log.info("broker connection back: republishing the desired state")
+        self.manager.on_reconnect()
+        self._ask_resend()
 
     def stop(self) -> None:
         """Stop everything."""

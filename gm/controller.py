@@ -29,6 +29,7 @@ from apis import (
     to_canonical,
 )
 from broker import BusClient, BusMessage, topics
+from broker.client import BusUnavailable
 from broker.upstream import Upstream
 from gm import status as status_rules
 from gm.downstream import (
@@ -134,7 +135,7 @@ class GlobalManager:
     def start(self, sync_timeout: float = 60.0) -> None:
         """Sync informers, reconcile everything once, then serve events and upstream messages."""
         self.downstream.hold_manifests()
-        self._bus.subscribe(f"{topics.PREFIX}/+/down/#", self._on_retained)
+        self._subscribe(f"{topics.PREFIX}/+/down/#", self._on_retained)
         loaded = self.records.load()
         for informer in self.informers.values():
             informer.start()
@@ -143,7 +144,7 @@ class GlobalManager:
             if not informer.synced.wait(max(deadline - time.monotonic(), 0.1)):
                 raise TimeoutError(f"informer {informer.name} did not sync in {sync_timeout}s")
         # With the Nodes cached, a retained state the Node already shows costs no API call.
-        self._bus.subscribe(topics.GM_STATE_SUBSCRIPTION, self.nodes.on_state)
+        self._subscribe(topics.GM_STATE_SUBSCRIPTION, self.nodes.on_state)
         keys = [self._key(kid, obj) for kid, inf in self._kind_informers() for obj in inf.list()]
         for key in keys:
             self._reconcile_logged(key)
@@ -158,12 +159,21 @@ class GlobalManager:
         self.ready.set()
         log.info("global manager ready", extra={"resources": len(keys), "records": loaded})
 
+    def _subscribe(self, topic_filter: str, handler: Callable[[BusMessage], None]) -> None:
+        """Subscribe; a broker slow to answer (a thousand nodes' retained messages on a busy
+        box) delays the messages, it does not fail the start: the handler stays."""
+        try:
+            self._bus.subscribe(topic_filter, handler)
+        except BusUnavailable as exc:
+            log.warning("subscription not confirmed yet: %s", exc, extra={"filter": topic_filter})
+
     def stop(self) -> None:
         """Stop reconciling and watching."""
         self._stop.set()
         self.queue.shutdown()
         for informer in self.informers.values():
             informer.stop()
+        self.nodes.close()
         self.downstream.close()
 
     def on_reconnect(self) -> None:

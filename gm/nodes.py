@@ -1,10 +1,11 @@
 """Node objects from LC presence: ``sedna/node/<node>/state`` becomes the Node's Ready condition.
 
+Recorded by a thread of its own (the latest state of each node), never on the bus thread.
+
 A node the GM hears of for the first time gets a Node object (label ``sedna.io/lc=true``),
 unless a kubelet owns the Nodes (the ``pods`` backend); listeners (``sedna up`` shows node
 state) are told of every change. A state the cached Node already shows (the retained states a
-restarted GM receives again) costs no API call: at a thousand nodes those calls would hold up
-the bus for seconds.
+restarted GM receives again) costs no API call (two thousand of them at a thousand nodes).
 """
 
 from __future__ import annotations
@@ -48,8 +49,21 @@ class NodeRecorder:
         self._cached = cached
         self._lock = threading.Lock()
         self._online: set[str] = set()
+        # The latest state of each node not recorded yet, for the writer thread: the bus
+        # thread never waits for the API (a storm of reconnects would hold up every upstream
+        # message behind it), and a node that flapped meanwhile costs one write.
+        self._due: dict[str, NodeState] = {}
+        self._due_changed = threading.Condition(self._lock)
+        self._writer: threading.Thread | None = None
+        self._closed = False
         #: Called with (node, "online"/"offline") whenever an LC's state changes.
         self.listeners: list[NodeListener] = []
+
+    def close(self) -> None:
+        """Stop the writer (states not recorded yet are recorded by the next GM)."""
+        with self._lock:
+            self._closed = True
+            self._due_changed.notify_all()
 
     def online(self) -> set[str]:
         """The nodes whose last state says online."""
@@ -80,10 +94,29 @@ class NodeRecorder:
             listener(node, state.state)
         if not self._record_nodes:
             return
-        try:
-            self._record(node, state)
-        except ApiException as exc:
-            log.warning("could not record node state: %s", exc.reason, extra={"node": node})
+        with self._lock:
+            self._due[node] = state
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write, name="gm-nodes", daemon=True)
+                self._writer.start()
+            self._due_changed.notify()
+
+    def _write(self) -> None:
+        """Record the due states on their Node objects, oldest first (writer thread)."""
+        while True:
+            with self._lock:
+                while not self._due and not self._closed:
+                    self._due_changed.wait()
+                if self._closed:
+                    return
+                node = next(iter(self._due))
+                state = self._due.pop(node)
+            try:
+                self._record(node, state)
+            except ApiException as exc:
+                log.warning("could not record node state: %s", exc.reason, extra={"node": node})
+            except Exception:
+                log.exception("recording node state failed", extra={"node": node})
 
     def _record(self, node: str, state: NodeState) -> None:
         online = state.state == "online"
