@@ -71,8 +71,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client, watch
+from kubernetes import client
 
+from benchmarks.apiwatch import ObjectWatch
 from broker import free_port
 from gm.app import api_client_for
 from lc.agent import LocalController
@@ -209,51 +210,20 @@ class StatusWatch:
     """Watches every service through the API; records when each metric value first appears."""
 
     def __init__(self, api: client.CustomObjectsApi) -> None:
-        self._api = api
         self.lock = threading.Condition()
         self.seen: dict[tuple[str, int], float] = {}  # (service, inferenceNumber) -> first seen
         self.latest: dict[str, int] = {}
         # service -> (when, value) each time its value grew: when a value >= v first showed
         self.timeline: dict[str, list[tuple[float, int]]] = defaultdict(list)
-        self._watch = watch.Watch()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="bench-watch", daemon=True)
-        self.ready = threading.Event()
+        self._watch = ObjectWatch(api, PLURAL, self._note)
 
     def start(self) -> None:
         """Start watching from the current resourceVersion."""
-        self._thread.start()
-        if not self.ready.wait(30):
-            raise RuntimeError("the watch did not start")
+        self._watch.start(30)
 
     def stop(self) -> None:
         """Stop watching."""
-        self._stop.set()
         self._watch.stop()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                listed = self._api.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL)
-                for item in listed.get("items", []):
-                    self._note(item)
-                self.ready.set()
-                for event in self._watch.stream(
-                    self._api.list_namespaced_custom_object,
-                    GROUP,
-                    VERSION,
-                    NAMESPACE,
-                    PLURAL,
-                    resource_version=listed["metadata"]["resourceVersion"],
-                    timeout_seconds=600,
-                ):
-                    if self._stop.is_set():
-                        return
-                    self._note(event["object"])
-            except Exception as exc:  # reconnect; a benchmark run should survive a hiccup
-                if not self._stop.is_set():
-                    logging.getLogger(__name__).warning("watch failed: %s", exc)
-                    time.sleep(0.5)
 
     def _note(self, obj: dict[str, Any]) -> None:
         now = time.monotonic()
