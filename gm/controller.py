@@ -48,6 +48,7 @@ from gm.pods import PodsBackend
 from gm.ports import ensure_ports, job_token
 from gm.records import Records
 from gm.settings import GMSettings
+from gm.statuspatch import StatusPatch
 from gm.statuswriter import StatusWriter, folded, job_status
 from gm.upstream import RecordedBatch, UpstreamRecorder
 from gm.workqueue import WorkQueue
@@ -106,7 +107,7 @@ class GlobalManager:
         self.upstream = UpstreamRecorder(
             self.records, key_of, self._enqueue_recorded, metrics, self.downstream.sent
         )
-        self.status = StatusWriter(self._custom, self.informers)
+        self.status = StatusWriter(StatusPatch(api_client), self.informers)
         # With Pods, the kubelet (KubeEdge's edged) owns the Node and its conditions.
         self.nodes = NodeRecorder(
             core, metrics, record=self._pods is None, cached=self.informers[NODES].get

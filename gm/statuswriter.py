@@ -13,8 +13,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from kubernetes import client
-
 from apis import KindInfo, WorkerStatus
 from gm import status as rules
 from gm.informer import Informer, object_key
@@ -22,6 +20,7 @@ from gm.kinds import JobPolicy, KindPolicy, Status
 from gm.plan import DesiredWorker
 from gm.pods import phases_from_pods
 from gm.records import Recorded
+from gm.statuspatch import StatusPatch
 
 
 def folded(
@@ -59,8 +58,8 @@ def job_status(
 class StatusWriter:
     """Writes statuses of the kinds the GM serves, from and back into the informer caches."""
 
-    def __init__(self, custom: client.CustomObjectsApi, informers: dict[str, Informer]) -> None:
-        self._custom = custom
+    def __init__(self, patch: StatusPatch, informers: dict[str, Informer]) -> None:
+        self._patch = patch
         self._informers = informers
 
     def write(self, kid: str, info: KindInfo, obj: dict[str, Any], status: Status) -> bool:
@@ -73,10 +72,7 @@ class StatusWriter:
         meta = obj["metadata"]
         body = {"metadata": {"resourceVersion": meta["resourceVersion"]}, "status": status}
         with self._informers[kid].own_write(object_key(obj)) as wrote:
-            updated = self._custom.patch_namespaced_custom_object_status(
-                info.group, info.version, meta.get("namespace", "default"), info.plural,
-                meta["name"], body,
-            )  # fmt: skip
+            updated = self._patch(info, meta.get("namespace", "default"), meta["name"], body)
             if isinstance(updated, dict) and updated.get("metadata"):
                 wrote(updated)
         return True
