@@ -200,7 +200,8 @@ class ObjectService:
         if problems:
             raise err.bad_request(f"{self._where(rt, version)}: {problems[0]}")
         schema = rt.schema(version)
-        unknown = unknown_meta + prune(obj, schema, remove=False)
+        # One pass finds and drops the unknown fields (a refused body is thrown away anyway).
+        unknown = unknown_meta + prune(obj, schema, remove=True)
         strict = [f'unknown field "{path}"' for path in unknown]
         strict += [f'duplicate field "{path}"' for path in opts.duplicate_fields]
         if strict and opts.field_validation == "Strict":
@@ -210,7 +211,6 @@ class ObjectService:
         meta = _meta(obj)
         for path in unknown_meta:
             meta.pop(path.split(".", 1)[1], None)
-        prune(obj, schema, remove=True)
         drop_nulls(obj, schema)
         apply_defaults(obj, schema)
         return strict if opts.field_validation == "Warn" else []
