@@ -173,6 +173,9 @@ def burst(
         "took": sorted(t for part in results for t in part.get("took", [])),
         "cpu": (cpu_after.ru_utime + cpu_after.ru_stime)
         - (cpu_before.ru_utime + cpu_before.ru_stime),
+        "sys": cpu_after.ru_stime - cpu_before.ru_stime,
+        "switches": (cpu_after.ru_nvcsw + cpu_after.ru_nivcsw)
+        - (cpu_before.ru_nvcsw + cpu_before.ru_nivcsw),
         "commands": commands,
         "commands_all": commands_all,
         "puts": stats_after.puts - stats_before.puts,
@@ -194,7 +197,11 @@ def print_figures(args: argparse.Namespace, f: dict[str, Any]) -> None:
             f"  POST latency              p50 {statistics.median(took) * 1000:.1f} ms,"
             f" p99 {p99 * 1000:.1f} ms"
         )
-    print(f"  LC process CPU            {f['cpu']:.2f} s ({f['cpu'] / n * 1e6:.0f} us per report)")
+    print(
+        f"  LC process CPU            {f['cpu']:.2f} s ({f['cpu'] / n * 1e6:.0f} us per report,"
+        f" {f['sys'] / n * 1e6:.0f} us of it in the kernel;"
+        f" {f['switches'] / n:.1f} context switches per report)"
+    )
     while_posting = sum(f["commands"].values())
     print(
         f"  Redis commands (LC)       {while_posting / n:.2f} per report while posting;"
