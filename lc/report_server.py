@@ -6,10 +6,12 @@ Paths: ``POST /sedna/workers/<worker>/info`` (and the legacy ``/neptune/workers/
 
 from __future__ import annotations
 
+import email.utils
 import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -57,6 +59,7 @@ class ReportServer:
         self._port = port
         self.metrics = metrics if metrics is not None else LCMetrics()
         self._max_body = max_body
+        self._received: dict[str, Any] = {}  # owner kind -> its reports_received counter
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -112,11 +115,27 @@ class ReportServer:
 
     def _accept(self, report: WorkerReport) -> None:
         self._on_report(report)
-        self.metrics.reports_received.labels(owner_kind=report.owner_kind.lower()).inc()
+        kind = report.owner_kind.lower()
+        counter = self._received.get(kind)
+        if counter is None:  # the labelled child, looked up once per kind
+            counter = self._received[kind] = self.metrics.reports_received.labels(owner_kind=kind)
+        counter.inc()
 
 
 _MAX_HEADERS = 100  # as http.client
 _MAX_LINE = 65536
+_SERVER = "sedna-lc"
+_ACCEPTED = json.dumps({"accepted": True}).encode()
+_date: tuple[int, str] = (0, "")  # the Date header of the current second
+
+
+def _http_date() -> str:
+    """The ``Date`` header's value, formatted once a second."""
+    global _date
+    now = int(time.time())
+    if _date[0] != now:
+        _date = (now, email.utils.formatdate(now, usegmt=True))
+    return _date[1]
 
 
 class _Headers(dict[str, str]):
@@ -133,10 +152,10 @@ class _Headers(dict[str, str]):
 
 def _make_handler(server: ReportServer) -> type[BaseHTTPRequestHandler]:
     class _Handler(BaseHTTPRequestHandler):
-        server_version = "sedna-lc"
+        server_version = _SERVER
         protocol_version = "HTTP/1.1"
-        # Headers and body go out as separate writes: without TCP_NODELAY a keep-alive client
-        # waits for the delayed ACK (about 40 ms) on every report.
+        # Responses go out in one write; errors of the standard library's parser in several,
+        # and without TCP_NODELAY a keep-alive client would wait for the delayed ACK on them.
         disable_nagle_algorithm = True
 
         def parse_request(self) -> bool:
@@ -175,11 +194,15 @@ def _make_handler(server: ReportServer) -> type[BaseHTTPRequestHandler]:
             log.debug("report server: " + format, *args)
 
         def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            """The whole response in one write (status line, headers, body)."""
+            self.log_request(status.value, len(body))
+            closing = "Connection: close\r\n" if self.close_connection else ""
+            head = (
+                f"{self.protocol_version} {status.value} {status.phrase}\r\n"
+                f"Server: {_SERVER}\r\nDate: {_http_date()}\r\n"
+                f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n{closing}\r\n"
+            )
+            self.wfile.write(head.encode("latin-1") + body)
 
         def _json(self, status: HTTPStatus, payload: dict[str, Any]) -> None:
             self._send(status, json.dumps(payload).encode(), "application/json")
@@ -255,7 +278,7 @@ def _make_handler(server: ReportServer) -> type[BaseHTTPRequestHandler]:
                     "the LC cannot forward reports right now; retry later",
                 )
                 return
-            self._json(HTTPStatus.OK, {"accepted": True})
+            self._send(HTTPStatus.OK, _ACCEPTED, "application/json")
 
         def _read_body(self) -> bytes | None:
             length_header = self.headers.get("Content-Length")
