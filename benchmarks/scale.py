@@ -86,6 +86,14 @@ SIM_NICE = 19
 #: The longest sleep of a simulated node's outbox sender (the LC's is 1 s): puts and acks wake
 #: it anyway, and a thousand idle senders polling Redis every second cost a third of a core.
 SIM_OUTBOX_POLL = 5.0
+#: A simulated node's outbox re-sends what looks lost after this long (the LC's default is
+#: 10 s). At N=1000 the GM falls more than 10 s behind, every node re-sends everything (37,000
+#: copies in 20 s) and the box collapses under the copies; a GM restart asks for the re-sends
+#: at once anyway (``Ack(resend=True)``), so resync is not affected.
+SIM_RESEND_AFTER = 30.0
+#: A simulated node's MQTT keep-alive (the LC's is 30 s): a thousand nodes' threads on a
+#: starved box miss 45 s of pings and reconnect in storms that real, separate machines do not.
+SIM_KEEPALIVE = 120
 
 TARGETS = {
     "connected": "1,000 nodes all connected",
@@ -671,15 +679,18 @@ def start_bus_parts(lc: Any) -> None:
 
     Stand-in workers hand their reports to the LC directly, simulated nodes hold no datasets or
     staged jobs, and the runtimes are driven by `Simulator`'s tickers; stand-in workers never
-    die, so the sync loop runs only when something arrives, and the outbox sender sleeps up to
-    `SIM_OUTBOX_POLL`. A node costs its bus client's two threads, its outbox sender and its
-    sync loop, each asleep until there is work. A thousand
-    whole LCs on two cores spend most of their CPU on the kernel's futexes and miss their
-    keep-alives (``--full-lc`` runs them whole).
+    die, so the sync loop runs only when something arrives; the outbox sender sleeps up to
+    `SIM_OUTBOX_POLL` and re-sends after `SIM_RESEND_AFTER`, the keep-alive is `SIM_KEEPALIVE`.
+    A node costs its bus client's two threads, its outbox sender and its sync loop, each asleep
+    until there is work. A thousand whole LCs on two cores spend most of their CPU on the
+    kernel's futexes and miss their keep-alives (``--full-lc`` runs them whole).
     """
     lc.runtime.start(own_thread=False)
     lc.sync_period = 3600.0
-    lc.outbox.settings = lc.outbox.settings.model_copy(update={"poll_interval": SIM_OUTBOX_POLL})
+    lc.outbox.settings = lc.outbox.settings.model_copy(
+        update={"poll_interval": SIM_OUTBOX_POLL, "resend_after": SIM_RESEND_AFTER}
+    )
+    lc.bus.settings = lc.bus.settings.model_copy(update={"keepalive": SIM_KEEPALIVE})
     lc.connect(connect_timeout=None)
 
 
@@ -745,7 +756,7 @@ class SimProcess:
         assert self.process.pid is not None
         return self.process.pid
 
-    def call(self, op: str, timeout: float = 300.0, **kwargs: Any) -> dict[str, Any]:
+    def call(self, op: str, timeout: float = 60.0, **kwargs: Any) -> dict[str, Any]:
         """Send one request and wait for its reply."""
         with self._lock:
             self._conn.send({"op": op, **kwargs})
@@ -795,7 +806,7 @@ class Fleet:
         self.spec_at: dict[str, float] = {}
         self.snapshots: dict[str, list[float]] = defaultdict(list)  # node -> arrivals
 
-    def all(self, op: str, timeout: float = 300.0, **kwargs: Any) -> list[dict[str, Any]]:
+    def all(self, op: str, timeout: float = 60.0, **kwargs: Any) -> list[dict[str, Any]]:
         """The same request to every simulator, in parallel."""
         with ThreadPoolExecutor(len(self.sims)) as pool:
             return list(pool.map(lambda s: s.call(op, timeout, **kwargs), self.sims))
@@ -1598,8 +1609,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  nodes       real LocalControllers ({parts}) with lc.standin.StandInRuntime,")
     print(
         f"              several simulator processes at nice {SIM_NICE}; {args.jobs_per_node}"
-        " JointInferenceService"
-        " a node (both workers on it)"
+        " JointInferenceService a node (both workers on it); outbox re-send after"
+    )
+    print(
+        f"              {SIM_RESEND_AFTER:g} s, poll {SIM_OUTBOX_POLL:g} s, keep-alive"
+        f" {SIM_KEEPALIVE} s (the LC's: 10 s, 1 s, 30 s)"
     )
     print(
         f"  load        {args.rate:g} report/s per node for {args.load_seconds:g} s;"
