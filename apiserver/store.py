@@ -132,13 +132,10 @@ class Store:
         self._epoch = 0  # goes up when a group commit fails
         self._epoch_end: dict[int, int] = {}  # failed epoch -> the last rv it committed
         self._committing = False  # a thread is writing a group
-        # Watches wait per resource: a commit wakes only the watches of what it wrote.
-        self._changed: dict[tuple[str, str], threading.Condition] = {}
-        self._resource_rv: dict[tuple[str, str], int] = {}  # last committed rv per resource
         # Committed writes with resourceVersion > `_recent_from`, in order (`_recent_rvs` bisects).
         self._recent: list[_Write] = []
         self._recent_rvs: list[int] = []
-        self._recent_from = self._recent_from_open = self._rv
+        self._recent_from = self._rv
         self._recent_size = min(RECENT_EVENTS, history_size)
         self._closing = False
         self._closed = False
@@ -199,8 +196,6 @@ class Store:
                     self._commit_queued()
             self._closed = True
             self._committed.notify_all()
-            for changed in self._changed.values():
-                changed.notify_all()
         self._writer.close()
         while True:
             try:
@@ -396,34 +391,13 @@ class Store:
             latest = self._snapshot_rv(db)
         return rows, latest
 
-    def wait_for_change(
-        self, seen: int, timeout: float, group: str | None = None, resource: str | None = None
-    ) -> bool:
-        """Block until the resourceVersion moves past `seen` (True) or `timeout` passes; with
-        `group` and `resource`, until an object of that resource changes past `seen` (a write
-        of anything else does not wake the caller)."""
-        with self._mu:
-            if resource is None:
-                changed, key = self._committed, None
-            else:
-                key = (group or "", resource)
-                changed = self._changed.setdefault(key, threading.Condition(self._mu))
-            if not self._moved(seen, key) and not self._closed:
-                changed.wait(timeout)
-            return self._moved(seen, key)
-
-    def seen_up_to(self, seen: int, group: str, resource: str) -> int:
-        """How far a watch of `resource` that has seen everything up to `seen` is: the latest
-        committed resourceVersion if nothing of `resource` changed since `seen`, else `seen`."""
-        with self._mu:
-            return seen if self._moved(seen, (group, resource)) else max(seen, self._rv)
-
-    def _moved(self, seen: int, key: tuple[str, str] | None) -> bool:
-        """Whether `key` (None: anything) changed after `seen`; holding `_mu`."""
-        if key is None:
+    def wait_for_change(self, seen: int, timeout: float) -> bool:
+        """Block until the resourceVersion moves past `seen` (True) or `timeout` passes."""
+        with self._committed:
+            if self._rv > seen or self._closed:
+                return self._rv > seen
+            self._committed.wait(timeout)
             return self._rv > seen
-        # Nothing of `key` committed since the store opened: it may have before (unknown).
-        return self._resource_rv.get(key, self._recent_from_open) > seen
 
     # --- writes ---------------------------------------------------------------------------
 
@@ -509,19 +483,11 @@ class Store:
             return
         self._rv = batch[-1].rv
         self._compacted = compacted
-        touched = set()
         for write in batch:
             entry = self._pending.get(write.key)
             if entry is not None and entry[0] <= self._rv:
                 del self._pending[write.key]
-            resource = (write.key.group, write.key.resource)
-            self._resource_rv[resource] = write.rv
-            touched.add(resource)
         self._remember(batch)
-        for resource in touched:
-            changed = self._changed.get(resource)
-            if changed is not None:
-                changed.notify_all()
 
     def _remember(self, batch: list[_Write]) -> None:
         """Keep a committed batch among the recent events (holding `_mu`)."""

@@ -150,8 +150,6 @@ class Watch:
                 if request.bookmarks and time.monotonic() - last_sent >= BOOKMARK_SECONDS:
                     yield self._bookmark(last)
                     last_sent = time.monotonic()
-                # Only writes of this resource wake the watch; those of others do not age it.
-                store.wait_for_change(last, min(POLL_SECONDS, remaining), rt.group, rt.plural)
-                last = store.seen_up_to(last, rt.group, rt.plural)
+                store.wait_for_change(last, min(POLL_SECONDS, remaining))
         except StoreClosed:
             log.debug("watch ended: store closed")

@@ -539,26 +539,6 @@ def test_store_serves_recent_events_from_memory_as_from_disk(tmp_path: Path) -> 
     reopened.close()
 
 
-def test_store_wakes_a_watch_only_for_its_resource(tmp_path: Path) -> None:
-    store = Store(tmp_path / "db.sqlite3", history_size=10)
-    with store.transaction() as txn:
-        txn.put(Key("g", "things", "", "t"), {"metadata": {"name": "t"}}, None)
-    seen = store.resource_version
-    for index in range(30):  # others' writes push the history past what the watch has seen
-        with store.transaction() as txn:
-            txn.put(Key("g", "others", "", f"o{index}"), {"metadata": {"name": f"o{index}"}}, None)
-    assert store.compacted > seen
-    assert store.wait_for_change(seen, 0.01, "g", "things") is False
-    assert store.wait_for_change(seen, 0.01, "g", "others") is True
-    # Nothing of "things" was missed: a watch of it is current, not expired.
-    assert store.seen_up_to(seen, "g", "things") == store.resource_version
-    assert store.seen_up_to(seen, "g", "others") == seen
-    with store.transaction() as txn:
-        txn.put(Key("g", "things", "", "u"), {"metadata": {"name": "u"}}, None)
-    assert store.wait_for_change(store.resource_version - 1, 0.01, "g", "things") is True
-    store.close()
-
-
 def test_store_compacts_history_beyond_its_window(tmp_path: Path) -> None:
     store = Store(tmp_path / "db.sqlite3", history_size=10)
     for index in range(30):
