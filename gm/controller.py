@@ -115,6 +115,9 @@ class GlobalManager:
         self._threads: list[threading.Thread] = []
         self.ready = threading.Event()
         self._planning_inputs: dict[str, str] = {}  # input/Node key -> what plans use
+        self._addresses_lock = threading.Lock()
+        self._addresses: dict[str, str] | None = None  # node -> InternalIP (None: recompute)
+        self._addresses_changes = 0  # Node address changes seen
 
     @property
     def node_listeners(self) -> list[NodeListener]:
@@ -231,24 +234,29 @@ class GlobalManager:
         return handle
 
     def _on_node_event(self, event_type: str, obj: dict[str, Any]) -> None:
-        self._requeue_jobs_if_changed(NODES, event_type, obj)
+        if self._requeue_jobs_if_changed(NODES, event_type, obj):
+            with self._addresses_lock:
+                self._addresses = None
+                self._addresses_changes += 1
 
-    def _requeue_jobs_if_changed(self, kid: str, event_type: str, obj: dict[str, Any]) -> None:
+    def _requeue_jobs_if_changed(self, kid: str, event_type: str, obj: dict[str, Any]) -> bool:
         """Jobs are planned from input URLs and node addresses: re-plan them only when one of
-        those changed, not on every status write (sample counts, node heartbeats)."""
+        those changed, not on every status write (sample counts, node heartbeats). Returns
+        whether they changed."""
         key = self._key(kid, obj)
         fingerprint = None if event_type == "DELETED" else planning_inputs(obj)
         if self._planning_inputs.get(key) == fingerprint:
-            return
+            return False
         if fingerprint is None:
             self._planning_inputs.pop(key, None)
         else:
             self._planning_inputs[key] = fingerprint
         if not self.ready.is_set():
-            return
+            return True
         for job_kid, informer in self._job_informers():
             for job in informer.list():
                 self.queue.add(self._key(job_kid, job))
+        return True
 
     def _on_pod_event(self, event_type: str, obj: dict[str, Any]) -> None:
         for ref in obj["metadata"].get("ownerReferences") or []:
@@ -428,12 +436,20 @@ class GlobalManager:
         )
 
     def _node_addresses(self) -> dict[str, str]:
-        addresses: dict[str, str] = {}
-        for node in self.informers[NODES].list():
-            for address in (node.get("status") or {}).get("addresses") or []:
-                if address.get("type") == "InternalIP":
-                    addresses[node["metadata"]["name"]] = address["address"]
-        return addresses
+        """Each Node's InternalIP, computed again only after a Node's addresses changed (every
+        reconcile plans: at a thousand nodes a pass over them all cost a millisecond each)."""
+        with self._addresses_lock:
+            cached, changes = self._addresses, self._addresses_changes
+        if cached is None:
+            cached = {}
+            for node in self.informers[NODES].list():
+                for address in (node.get("status") or {}).get("addresses") or []:
+                    if address.get("type") == "InternalIP":
+                        cached[node["metadata"]["name"]] = address["address"]
+            with self._addresses_lock:
+                if self._addresses_changes == changes:  # no Node changed meanwhile
+                    self._addresses = cached
+        return dict(cached)
 
 
 def planning_inputs(obj: dict[str, Any]) -> str:
