@@ -756,7 +756,7 @@ class SimProcess:
         assert self.process.pid is not None
         return self.process.pid
 
-    def call(self, op: str, timeout: float = 60.0, **kwargs: Any) -> dict[str, Any]:
+    def call(self, op: str, timeout: float = 180.0, **kwargs: Any) -> dict[str, Any]:
         """Send one request and wait for its reply."""
         with self._lock:
             self._conn.send({"op": op, **kwargs})
@@ -806,7 +806,7 @@ class Fleet:
         self.spec_at: dict[str, float] = {}
         self.snapshots: dict[str, list[float]] = defaultdict(list)  # node -> arrivals
 
-    def all(self, op: str, timeout: float = 60.0, **kwargs: Any) -> list[dict[str, Any]]:
+    def all(self, op: str, timeout: float = 180.0, **kwargs: Any) -> list[dict[str, Any]]:
         """The same request to every simulator, in parallel."""
         with ThreadPoolExecutor(len(self.sims)) as pool:
             return list(pool.map(lambda s: s.call(op, timeout, **kwargs), self.sims))
