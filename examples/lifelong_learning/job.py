@@ -43,11 +43,10 @@ class Workspace:
         """Append the 400 labelled rows of each of ``tasks`` to the dataset, interleaved (a
         stream of mixed tasks: every round's train and eval shares hold each task); returns
         the number of rows."""
-        rows = {task: digits.task_rows(task) for task in tasks}
-        for i in range(digits.ROWS_PER_TASK):
-            for task, (x, y) in rows.items():
-                digits.write_csv(self.index, task, x[i : i + 1], y[i : i + 1])
-        return digits.ROWS_PER_TASK * len(tasks)
+        per_task = {task: digits.csv_rows(task, *digits.task_rows(task)) for task in tasks}
+        rows = [per_task[task][i] for i in range(digits.ROWS_PER_TASK) for task in tasks]
+        digits.append_rows(self.index, rows)
+        return len(rows)
 
     def append_labelled_unseen(self) -> int:
         """Label the arrivals the inference worker saved as unseen, append them; returns rows."""
@@ -56,13 +55,13 @@ class Workspace:
         truth = {tuple(row.round(4)): int(label) for row, label in zip(x, y, strict=True)}
         with saved.open(encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
-        with self.index.open("a", encoding="utf-8", newline="") as handle:
-            writer = csv.writer(handle)
-            for row in rows:
-                pixels = [float(row[f"p{i}"]) for i in range(64)]
-                label = truth[tuple(round(v, 4) for v in pixels)]
-                writer.writerow([row["task"], *(row[f"p{i}"] for i in range(64)), label])
-        return len(rows)
+        labelled = []
+        for row in rows:
+            pixels = [float(row[f"p{i}"]) for i in range(64)]
+            label = truth[tuple(round(v, 4) for v in pixels)]
+            labelled.append([row["task"], *(row[f"p{i}"] for i in range(64)), str(label)])
+        digits.append_rows(self.index, labelled)
+        return len(labelled)
 
     def summary(self) -> dict[str, Any] | None:
         """The inference worker's last pass, if any."""

@@ -8,6 +8,7 @@ slices; the 540-sample hold-out, under each transform, is the inference stream.
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Callable
 from pathlib import Path
 
@@ -48,17 +49,30 @@ def holdout(task: str) -> tuple[np.ndarray, np.ndarray]:
     return TASKS[task](x_hold), y_hold
 
 
+def csv_rows(task: str, x: np.ndarray, y: np.ndarray | None) -> list[list[str]]:
+    """Rows ``task,p0..p63,label`` of ``x`` (empty labels when ``y`` is None)."""
+    return [
+        [task, *(f"{v:.6g}" for v in row), "" if y is None else str(int(y[i]))]
+        for i, row in enumerate(x)
+    ]
+
+
+def append_rows(path: Path, rows: list[list[str]]) -> None:
+    """Append ``rows`` to the CSV at ``path`` (header first if new) in one write, so an LC
+    polling the file sees them arrive together, not as a stream of single rows."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    if not path.exists():
+        writer.writerow(HEADER)
+    writer.writerows(rows)
+    with path.open("a", encoding="utf-8", newline="") as handle:
+        handle.write(buffer.getvalue())
+
+
 def write_csv(path: Path, task: str, x: np.ndarray, y: np.ndarray | None) -> None:
     """Write rows ``task,p0..p63,label`` (empty labels when ``y`` is None), header first."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    new = not path.exists()
-    with path.open("a", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        if new:
-            writer.writerow(HEADER)
-        for i, row in enumerate(x):
-            label = "" if y is None else str(int(y[i]))
-            writer.writerow([task, *(f"{v:.6g}" for v in row), label])
+    append_rows(path, csv_rows(task, x, y))
 
 
 def split_train_eval(task: str) -> tuple[tuple, tuple]:
