@@ -7,11 +7,9 @@ included. Handlers only enqueue keys: reconcilers read the cache, never the even
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from kubernetes import client, watch
@@ -30,15 +28,6 @@ def object_key(obj: Obj) -> str:
     meta = obj.get("metadata", {})
     namespace = meta.get("namespace")
     return f"{namespace}/{meta['name']}" if namespace else meta["name"]
-
-
-@dataclass
-class _Writes:
-    """The GM's writes of one object in flight, and the watch events held back meanwhile."""
-
-    count: int = 0
-    versions: set[str] = field(default_factory=set)
-    held: list[tuple[str, Obj]] = field(default_factory=list)
 
 
 class Informer:
@@ -60,8 +49,6 @@ class Informer:
         self._watch_timeout = watch_timeout
         self._retry_delay = retry_delay
         self._cache: dict[str, Obj] = {}
-        self._writes: dict[str, _Writes] = {}
-        self._own: dict[str, set[str]] = {}  # key -> versions it wrote whose event is to come
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._watch: watch.Watch | None = None
@@ -98,40 +85,6 @@ class Informer:
             if cached is None or _newer(obj, cached):
                 self._cache[key] = obj
 
-    @contextlib.contextmanager
-    def own_write(self, key: str) -> Iterator[Callable[[Obj], None]]:
-        """Around a write of ``key`` whose result is what the GM computed (its status): yields
-        ``wrote``, to call with the written object (cached as by `observe`). The watch event of
-        that version does not call the handler (reconciling it again would find nothing to do),
-        whether it comes after the write's answer or before (held back until the answer); every
-        other event is handled, once the write is over."""
-        with self._lock:
-            writes = self._writes.setdefault(key, _Writes())
-            writes.count += 1
-
-        def wrote(obj: Obj) -> None:
-            self.observe(obj)
-            version = _version(obj)
-            if version is not None:
-                with self._lock:
-                    writes.versions.add(version)
-
-        released: list[tuple[str, Obj]] = []
-        try:
-            yield wrote
-        finally:
-            with self._lock:
-                writes.count -= 1
-                if writes.count == 0:
-                    del self._writes[key]
-                    echoed = {_version(obj) for _, obj in writes.held}
-                    released = [e for e in writes.held if _version(e[1]) not in writes.versions]
-                    late = writes.versions - echoed
-                    if late:
-                        self._own[key] = late
-            for event_type, obj in released:
-                self._handler(event_type, obj)
-
     def _to_dict(self, obj: Any) -> Obj:
         return obj if isinstance(obj, dict) else self._api_client.sanitize_for_serialization(obj)
 
@@ -157,23 +110,12 @@ class Informer:
 
     def _apply(self, event_type: str, obj: Obj) -> None:
         key = object_key(obj)
-        version = _version(obj)
         with self._lock:
-            own = self._own.get(key, set())
-            echo = event_type == "MODIFIED" and version in own
-            own.discard(version)  # type: ignore[arg-type]
-            if not own or event_type == "DELETED":
-                self._own.pop(key, None)
             if event_type == "DELETED":
                 self._cache.pop(key, None)
             elif key not in self._cache or not _newer(self._cache[key], obj):
                 self._cache[key] = obj
-            writes = self._writes.get(key)
-            held = not echo and writes is not None
-            if held:
-                writes.held.append((event_type, obj))  # type: ignore[union-attr]
-        if not echo and not held:
-            self._handler(event_type, obj)
+        self._handler(event_type, obj)
 
     def _watch_from(self, resource_version: str) -> str:
         """Watch until the stream ends; return the last resourceVersion seen."""
@@ -217,10 +159,6 @@ class Informer:
                 log.warning("list/watch failed: %s", exc, extra={"informer": self.name})
                 self._stop.wait(self._retry_delay)
                 resource_version = ""
-
-
-def _version(obj: Obj) -> str | None:
-    return obj.get("metadata", {}).get("resourceVersion")
 
 
 def _newer(a: Obj, b: Obj) -> bool:

@@ -15,7 +15,7 @@ from typing import Any
 
 from apis import KindInfo, WorkerStatus
 from gm import status as rules
-from gm.informer import Informer, object_key
+from gm.informer import Informer
 from gm.kinds import JobPolicy, KindPolicy, Status
 from gm.plan import DesiredWorker
 from gm.pods import phases_from_pods
@@ -71,8 +71,9 @@ class StatusWriter:
             return False
         meta = obj["metadata"]
         body = {"metadata": {"resourceVersion": meta["resourceVersion"]}, "status": status}
-        with self._informers[kid].own_write(object_key(obj)) as wrote:
-            updated = self._patch(info, meta.get("namespace", "default"), meta["name"], body)
-            if isinstance(updated, dict) and updated.get("metadata"):
-                wrote(updated)
+        updated = self._patch(info, meta.get("namespace", "default"), meta["name"], body)
+        if isinstance(updated, dict) and updated.get("metadata"):
+            # Cached at once; the watch event still reconciles again, since a status can be
+            # a step of a sequence (a stage done -> the next stage's directive is published).
+            self._informers[kid].observe(updated)
         return True
