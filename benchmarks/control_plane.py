@@ -73,7 +73,6 @@ from typing import Any
 
 from kubernetes import client
 
-from benchmarks.apiwatch import ObjectWatch
 from broker import free_port
 from gm.app import api_client_for
 from lc.agent import LocalController
@@ -81,6 +80,10 @@ from lc.workertokens import TOKEN_HEADER
 from sedna_cli.components import ApiServerSettings
 from sedna_cli.procs import ComponentProcess
 from sedna_cli.stack import Stack, StackOptions
+
+# Run as a script, the sibling modules are found from the repository root.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.apiwatch import ObjectWatch
 
 GROUP, VERSION, PLURAL, NAMESPACE = "sedna.io", "v1alpha1", "jointinferenceservices", "default"
 NODES = ["cloud0", "edge0", "edge1"]

@@ -37,11 +37,14 @@ import redis
 
 from apis import OwnerReference, ReportingWorker
 from apis.messages import token_digest
-from benchmarks.control_plane import run_children
 from broker import BusClient, bus_settings_from_url
 from broker.localservices import MosquittoService, RedisService
 from lc.agent import LocalController
 from lc.settings import LCSettings
+
+# Run as a script, the sibling modules are found from the repository root.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.control_plane import run_children
 
 NODE, NAMESPACE, GROUP_VERSION = "edge0", "default", "sedna.io/v1alpha1"
 

@@ -70,6 +70,8 @@ from kubernetes.client.exceptions import ApiException
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel, Field
 
+# Run as a script, the sibling modules are found from the repository root.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.apiwatch import ObjectWatch
 
 GROUP, VERSION, PLURAL, NAMESPACE = "sedna.io", "v1alpha1", "jointinferenceservices", "default"
